@@ -1,0 +1,7 @@
+"""`python -m seal` (and `torchrun -m seal`) run the command-line tool."""
+
+import sys
+
+from seal.cli import main
+
+sys.exit(main())

@@ -1,0 +1,185 @@
+"""nuScenes reader over the official table layout (``v1.0-*/*.json``, ``samples/``, ``sweeps/``, ``lidarseg/``).
+
+It reads the JSON tables directly rather than through nuscenes-devkit: the tables are plain JSON and the devkit
+drags in OpenCV, Shapely and pycocotools for the few joins a reader needs. A scene becomes a `Sequence` whose
+frames are its keyframes (samples, 2 Hz) with their six cameras, or, with ``sweeps=True``, every LiDAR sweep
+(20 Hz; cameras only on keyframes). Each camera gets the full chain
+lidar -> ego (lidar time) -> global -> ego (camera time) -> camera.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from scipy.spatial.transform import Rotation
+
+from seal.data.frame import Camera, Dataset, Frame, Sequence
+from seal.data.io import check_rigid, point_count, read_points
+from seal.data.labelmap import LabelMap, load_label_map
+from seal.errors import DataError
+
+LIDAR_CHANNEL = "LIDAR_TOP"
+_TABLES = ("scene", "sample", "sample_data", "calibrated_sensor", "ego_pose", "sensor")
+
+
+def is_nuscenes(root: Path) -> bool:
+    return any((d / "sample_data.json").is_file() for d in root.glob("v1.0-*"))
+
+
+def _transform(record: dict, path: Path) -> np.ndarray:
+    """4x4 matrix of a nuScenes pose record (quaternion w x y z + translation)."""
+    w, x, y, z = record["rotation"]
+    if not np.isclose(np.linalg.norm([w, x, y, z]), 1.0, atol=1e-3):
+        raise DataError(path, f"record {record['token']} has a rotation that is not a unit quaternion")
+    out = np.eye(4)
+    out[:3, :3] = Rotation.from_quat([x, y, z, w]).as_matrix()
+    out[:3, 3] = record["translation"]
+    check_rigid(out, path, f"record {record['token']}")
+    return out
+
+
+class NuScenesTables:
+    """The JSON tables of one nuScenes version, indexed by token."""
+
+    def __init__(self, root: Path, version: str | None = None) -> None:
+        versions = sorted(d.name for d in root.glob("v1.0-*") if (d / "sample_data.json").is_file())
+        if version is None:
+            if not versions:
+                raise DataError(root, "has no v1.0-*/ folder with nuScenes tables")
+            version = next((v for v in ("v1.0-trainval", "v1.0-mini", "v1.0-test") if v in versions),
+                           versions[0])
+        self.root, self.version, self.folder = root, version, root / version
+        if not self.folder.is_dir():
+            raise DataError(self.folder, "version folder not found", f"available: {', '.join(versions)}")
+        self.tables = {name: self._load(name) for name in _TABLES}
+        self.index = {name: {r["token"]: r for r in rows} for name, rows in self.tables.items()}
+        self.lidarseg = {r["sample_data_token"]: r for r in self._load("lidarseg", required=False)}
+        self.categories = self._load("category", required=False)
+
+    def _load(self, name: str, required: bool = True) -> list[dict]:
+        path = self.folder / f"{name}.json"
+        if not path.is_file():
+            if required:
+                raise DataError(path, "nuScenes table missing")
+            return []
+        try:
+            return json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise DataError(path, f"is not valid JSON: {err}") from err
+
+    def get(self, table: str, token: str) -> dict:
+        try:
+            return self.index[table][token]
+        except KeyError:
+            raise DataError(self.folder / f"{table}.json", f"has no record with token {token}") from None
+
+    def channel(self, sample_data: dict) -> str:
+        sensor = self.get("calibrated_sensor", sample_data["calibrated_sensor_token"])["sensor_token"]
+        return self.get("sensor", sensor)["channel"]
+
+    def sensor_to_global(self, sample_data: dict) -> np.ndarray:
+        """sensor -> global at the record's own timestamp (calibrated_sensor then ego_pose)."""
+        table = self.folder
+        calib = _transform(self.get("calibrated_sensor", sample_data["calibrated_sensor_token"]),
+                           table / "calibrated_sensor.json")
+        ego = _transform(self.get("ego_pose", sample_data["ego_pose_token"]), table / "ego_pose.json")
+        return ego @ calib
+
+
+def _lidarseg_lookup(tables: NuScenesTables, lmap: LabelMap) -> LabelMap:
+    """The label map re-keyed by this release's category indices (matched by category name)."""
+    by_name = {name: raw for raw, name in lmap.raw_names.items()}
+    pairs = [(c["index"], by_name[c["name"]]) for c in tables.categories
+             if "index" in c and c["name"] in by_name]
+    if not pairs:
+        return lmap
+    lookup = np.zeros(max(i for i, _ in pairs) + 1, dtype=np.uint8)
+    for index, raw in pairs:
+        lookup[index] = lmap.lookup[raw]
+    return LabelMap(name=lmap.name, class_names=lmap.class_names, colors=lmap.colors, lookup=lookup,
+                    raw_names={i: lmap.raw_names[r] for i, r in pairs})
+
+
+def open_nuscenes(root: Path, version: str | None = None, sweeps: bool = False) -> Dataset:
+    """Open every scene of a nuScenes release as a sequence of keyframes (or of all sweeps)."""
+    tables = NuScenesTables(root, version)
+    lmap = _lidarseg_lookup(tables, load_label_map("nuscenes"))
+    lidar_of_sample: dict[str, dict] = {}
+    cams_of_sample: dict[str, list[dict]] = {}
+    for sd in tables.tables["sample_data"]:
+        if not sd["is_key_frame"]:
+            continue
+        channel = tables.channel(sd)
+        if channel == LIDAR_CHANNEL:
+            lidar_of_sample[sd["sample_token"]] = sd
+        elif channel.startswith("CAM_"):
+            cams_of_sample.setdefault(sd["sample_token"], []).append(sd)
+    seqs = []
+    for scene in sorted(tables.tables["scene"], key=lambda s: s["name"]):
+        samples, token = [], scene["first_sample_token"]
+        while token:
+            sample = tables.get("sample", token)
+            samples.append(sample)
+            token = sample["next"]
+        lidar = [lidar_of_sample[s["token"]] for s in samples if s["token"] in lidar_of_sample]
+        if sweeps and lidar:
+            lidar = _sweep_chain(tables, lidar[0])
+        seqs.append(_scene_sequence(tables, scene, lidar, cams_of_sample, lmap))
+    return Dataset(root=root, kind="nuscenes", sequences=seqs, label_map=lmap,
+                   notes=[f"version {tables.version}", "keyframes" if not sweeps else "all LiDAR sweeps"])
+
+
+def _sweep_chain(tables: NuScenesTables, first: dict) -> list[dict]:
+    chain, record = [], first
+    while record is not None:
+        chain.append(record)
+        record = tables.index["sample_data"].get(record["next"]) if record["next"] else None
+    return chain
+
+
+def _scene_sequence(tables: NuScenesTables, scene: dict, lidar: list[dict],
+                    cams_of_sample: dict[str, list[dict]], lmap: LabelMap) -> Sequence:
+    root = tables.root
+    channel_order = ["CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT",
+                     "CAM_BACK_RIGHT"]
+    camera_names = sorted({tables.channel(c) for s in lidar for c in cams_of_sample.get(s["sample_token"], [])},
+                          key=lambda n: (channel_order.index(n) if n in channel_order else 99, n))
+
+    def load(index: int) -> Frame:
+        sd = lidar[index]
+        path = root / sd["filename"]
+        points = read_points(path, columns=5, keep=5)
+        lidar_to_global = tables.sensor_to_global(sd)
+        cameras = []
+        if sd["is_key_frame"]:
+            for cam in cams_of_sample.get(sd["sample_token"], []):
+                cam_to_global = tables.sensor_to_global(cam)
+                K = np.asarray(tables.get("calibrated_sensor", cam["calibrated_sensor_token"])["camera_intrinsic"])
+                cameras.append(Camera(name=tables.channel(cam), K=K,
+                                      lidar_to_cam=np.linalg.inv(cam_to_global) @ lidar_to_global,
+                                      width=int(cam["width"]), height=int(cam["height"]),
+                                      image_path=root / cam["filename"], timestamp=cam["timestamp"] * 1e-6))
+            cameras.sort(key=lambda c: camera_names.index(c.name))
+        labels = raw = None
+        seg = tables.lidarseg.get(sd["token"])
+        if seg is not None:
+            seg_path = root / seg["filename"]
+            if not seg_path.is_file():
+                raise DataError(seg_path, "lidarseg label file not found")
+            raw = np.fromfile(seg_path, dtype=np.uint8).astype(np.int64)
+            if raw.shape[0] != points.shape[0]:
+                raise DataError(seg_path, f"holds {raw.shape[0]} labels but the scan has {points.shape[0]} points")
+            labels = lmap.to_train(raw)
+        xyzi = np.ascontiguousarray(points[:, :4])
+        xyzi[:, 3] /= 255.0  # nuScenes intensity is 0..255; the data model uses 0..1
+        return Frame(id=f"{scene['name']}/{sd['sample_token'] if sd['is_key_frame'] else sd['token']}",
+                     points=xyzi, pose=lidar_to_global, timestamp=sd["timestamp"] * 1e-6, cameras=cameras,
+                     labels=labels, raw_labels=raw, rings=points[:, 4].astype(np.int64),
+                     sequence=scene["name"], index=index)
+
+    has_labels = any(sd["token"] in tables.lidarseg for sd in lidar)
+    return Sequence(name=scene["name"], frame_names=[sd["token"] for sd in lidar], load=load,
+                    point_count=lambda i: point_count(root / lidar[i]["filename"], columns=5),
+                    has_labels=has_labels, has_poses=True, camera_names=camera_names)

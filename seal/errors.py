@@ -1,0 +1,26 @@
+"""The one exception family users see: every message names the file or option at fault and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class SealError(Exception):
+    """Base class of every error seal raises on purpose (bad input, bad option, missing file)."""
+
+
+class ConfigError(SealError):
+    """A configuration key or value is wrong."""
+
+
+class DataError(SealError):
+    """A file on disk cannot be read as what it should be."""
+
+    def __init__(self, path: str | Path, problem: str, hint: str | None = None) -> None:
+        self.path = Path(path)
+        self.problem = problem
+        self.hint = hint
+        msg = f"{self.path}: {problem}"
+        if hint:
+            msg += f" ({hint})"
+        super().__init__(msg)

@@ -1,0 +1,34 @@
+"""Shared fixtures: the real sample frames of ../shared/data (read in place, never copied)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("SEAL_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
+
+
+def shared(name: str) -> Path:
+    """Path of a real fixture; the test is skipped (loudly) when the shared data folder is absent."""
+    path = SHARED_DATA / name
+    if not path.exists():
+        pytest.skip(f"real fixture {path} not found (set SEAL_SHARED_DATA to the shared/data folder)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def nuscenes_root() -> Path:
+    return shared("nuscenes-keyframe")
+
+
+@pytest.fixture(scope="session")
+def semantickitti_tiny() -> Path:
+    return shared("semantickitti-tiny")
+
+
+@pytest.fixture(scope="session")
+def kitti_frame() -> Path:
+    return shared("kitti-frame")
