@@ -19,6 +19,8 @@ examples:
   seal show pairs ../shared/data/nuscenes-keyframe --out pairs.png
   seal synth --out synth --sequences 4 --frames 20
   seal show frame synth --frame 3 --out frame.png
+  seal superpixels ../shared/data/nuscenes-keyframe --method slic --cache cache
+  seal superpoints synth --gap 1 --shard 0/2
   seal config voxel.size=0.05
 """
 
@@ -33,6 +35,15 @@ def _add_dataset(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, help="dataset folder (SemanticKITTI, nuScenes or KITTI object layout)")
     parser.add_argument("--kind", choices=["semantickitti", "nuscenes", "kitti-object"],
                         help="dataset layout; detected from the folder when omitted")
+
+
+def _add_stage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--shard", metavar="i/n", help="process every n-th item from the i-th (default: the "
+                        "torchrun rank/world size, else 0/1); shards never overlap")
+    parser.add_argument("--cache", type=Path, help="cache folder (default: cache.root, else DATASET/seal_cache, "
+                        "else ~/.cache/seal/NAME-HASH when the dataset is read-only)")
+    parser.add_argument("--fail-fast", action="store_true", help="stop at the first failed item")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
     frame.add_argument("--out", type=Path, default=Path("frame.png"), help="PNG to write (default frame.png)")
     _add_common(frame)
 
+    for name, text in (("superpixels", "superpixel boundaries and segments over the camera images"),
+                       ("superpoints", "bird's-eye view of a frame pair coloured by superpoint id")):
+        item = what.add_parser(name, help=text, description=text[0].upper() + text[1:] + ", from the cache "
+                               "(computed on the fly when absent).")
+        _add_dataset(item)
+        item.add_argument("--frame", type=int, default=0, help="frame index over the whole dataset (default 0)")
+        item.add_argument("--out", type=Path, default=Path(f"{name}.png"), help=f"PNG to write (default {name}.png)")
+        item.add_argument("--cache", type=Path, help="cache folder (as for the stage command)")
+        _add_common(item)
+
     synth = sub.add_parser("synth", help="generate synthetic driving sequences (SemanticKITTI layout)",
                            description="Procedural streets seen by a spinning LiDAR and pinhole cameras, with "
                                        "exact poses and per-point labels, written in the SemanticKITTI layout "
@@ -77,6 +98,25 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--frames", type=int, default=20, help="frames per sequence (default 20)")
     synth.add_argument("--seed", type=int, default=0, help="random seed; the same seed gives the same files")
     synth.add_argument("--cameras", type=int, default=1, help="cameras per frame: 1 (front) up to 6 (a ring)")
+
+    spx = sub.add_parser("superpixels", help="compute 2D superpixels for every camera image (cached)",
+                         description="One uint16 label map per camera image (0 = no segment) from SLIC, SAM, a "
+                                     "Hugging Face segmenter or precomputed maps. Output is cached in a folder "
+                                     "keyed by method and parameters; finished images are skipped, so a second "
+                                     "run is a no-op and a killed run resumes.")
+    _add_dataset(spx)
+    spx.add_argument("--method", choices=["slic", "sam", "hf", "precomputed"],
+                     help="superpixel source (default: superpixels.method, slic)")
+    _add_stage_options(spx)
+    _add_common(spx)
+    spt = sub.add_parser("superpoints", help="compute temporal superpoints for frame pairs (cached)",
+                         description="For each frame pair (t, t+gap) of a sequence: RANSAC ground removal, then "
+                                     "one HDBSCAN clustering of both frames registered into frame t, so one object "
+                                     "has the same segment id in both frames. Cached like superpixels.")
+    _add_dataset(spt)
+    spt.add_argument("--gap", type=int, help="pair frame t with t+gap (default: superpoints.gap, 1)")
+    _add_stage_options(spt)
+    _add_common(spt)
 
     config = sub.add_parser("config", help="print the resolved configuration",
                             description="Print the configuration every command starts from, after the optional "
@@ -88,7 +128,38 @@ def build_parser() -> argparse.ArgumentParser:
 def _config(args: argparse.Namespace):
     from seal.config import load_config
 
-    return load_config(path=args.config, overrides=args.overrides)
+    overrides = list(args.overrides)
+    if getattr(args, "method", None):
+        overrides.append(f"superpixels.method={args.method}")
+    if getattr(args, "gap", None) is not None:
+        overrides.append(f"superpoints.gap={args.gap}")
+    return load_config(path=args.config, overrides=overrides)
+
+
+def _cache_root(args: argparse.Namespace, cfg, dataset) -> Path:
+    from seal.stages.cache import cache_root_for
+
+    return cache_root_for(dataset.root, args.cache or cfg.cache.root)
+
+
+def _run_stage(args: argparse.Namespace, cfg, dataset) -> int:
+    from seal.stages.cache import parse_shard
+
+    shard = parse_shard(args.shard)
+    root = _cache_root(args, cfg, dataset)
+    if args.command == "superpixels":
+        from seal.superpixels import build_superpixelizer
+        from seal.superpixels.stage import run_superpixels
+
+        report = run_superpixels(dataset, build_superpixelizer(cfg.superpixels), root, shard=shard,
+                                 fail_fast=args.fail_fast, progress=not args.no_progress)
+    else:
+        from seal.superpoints.stage import run_superpoints
+
+        report = run_superpoints(dataset, cfg.superpoints, root, shard=shard, fail_fast=args.fail_fast,
+                                 progress=not args.no_progress)
+    report.render()
+    return 1 if report.failed else 0
 
 
 def _open(args: argparse.Namespace, cfg):
@@ -131,14 +202,24 @@ def run(args: argparse.Namespace) -> int:
 
         render(summarize(dataset, label_sample=args.label_sample))
         return 0
+    if args.command in ("superpixels", "superpoints"):
+        return _run_stage(args, cfg, dataset)
     if args.command == "show":
         from seal import viz
 
         frame = _frame(dataset, args.frame)
         if args.what == "pairs":
             out = viz.show_pairs(frame, args.out, min_depth=cfg.projection.min_depth)
-        else:
+        elif args.what == "frame":
             out = viz.show_frame(frame, args.out, dataset.label_map, min_depth=cfg.projection.min_depth)
+        elif args.what == "superpixels":
+            from seal.superpixels.show import show_superpixels
+
+            out = show_superpixels(dataset, args.frame, cfg.superpixels, _cache_root(args, cfg, dataset), args.out)
+        else:
+            from seal.superpoints.show import show_superpoints
+
+            out = show_superpoints(dataset, args.frame, cfg.superpoints, _cache_root(args, cfg, dataset), args.out)
         print(f"wrote {out}")
         return 0
     raise AssertionError(f"unhandled command {args.command}")

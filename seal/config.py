@@ -43,12 +43,94 @@ class VoxelConfig:
 
 
 @dataclass
+class CacheConfig:
+    """Where stage artefacts go: null = DATASET/seal_cache, or ~/.cache/seal/... when the dataset is read-only."""
+
+    root: str | None = None
+
+
+@dataclass
+class SlicConfig:
+    n_segments: int = 150
+    compactness: float = 6.0
+    sigma: float = 3.0
+    work_width: int = 800          # run SLIC on a copy this wide (0 = full resolution, as the reference)
+
+
+@dataclass
+class SamConfig:
+    checkpoint: str | None = None  # local SAM checkpoint, e.g. sam_vit_h_4b8939.pth
+    model_type: str = "vit_h"
+    points_per_side: int = 32
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
+    min_mask_region_area: int = 0
+
+
+@dataclass
+class HuggingFaceConfig:
+    model_dir: str | None = None   # local folder of a transformers segmentation model
+    mode: str = "auto"             # auto | panoptic | semantic
+    threshold: float = 0.5
+    overlap_threshold: float = 0.8
+
+
+@dataclass
+class PrecomputedConfig:
+    folder: str | None = None
+    pattern: str = "{sequence}/{camera}/{frame_name}"
+    none_value: int | None = None  # the value the producer used for "no segment" (None: every value is one)
+
+
+@dataclass
+class SuperpixelConfig:
+    """2D superpixels (SPEC section 3): one uint16 map per camera image, 0 = covered by no segment."""
+
+    method: str = "slic"           # slic | sam | hf | precomputed
+    device: str = "cpu"
+    slic: SlicConfig = field(default_factory=SlicConfig)
+    sam: SamConfig = field(default_factory=SamConfig)
+    hf: HuggingFaceConfig = field(default_factory=HuggingFaceConfig)
+    precomputed: PrecomputedConfig = field(default_factory=PrecomputedConfig)
+
+
+@dataclass
+class GroundConfig:
+    """RANSAC ground removal, per range sector so sloped or uneven roads still fit."""
+
+    distance: float = 0.25         # inlier distance to the plane, metres
+    iterations: int = 100
+    sectors: int = 1               # range sectors (1 = one plane for the whole sweep)
+    sector_range: float = 20.0     # metres per sector when sectors > 1
+    max_tilt_deg: float = 20.0     # reject candidate planes steeper than this (walls are not ground)
+    sensor_height: float | None = None  # prior: reject planes far from this height below the sensor
+
+
+@dataclass
+class SuperpointConfig:
+    """3D superpoints for the temporal terms (SPEC section 4)."""
+
+    gap: int = 1                   # pair frame t with t+gap
+    ground: GroundConfig = field(default_factory=GroundConfig)
+    ground_mode: str = "segment"   # segment: ground is one segment of its own; ignore: ground gets -1
+    min_cluster_size: int = 20     # HDBSCAN
+    min_samples: int | None = None
+    cluster_selection_epsilon: float = 0.3
+    max_range: float = 60.0        # points farther than this are not clustered (sparse, unreliable)
+    voxel: float = 0.15            # cluster voxel centroids of this size, then spread ids back (speed)
+    seed: int = 0
+
+
+@dataclass
 class SealConfig:
     """The root of every seal configuration."""
 
     data: DataConfig = field(default_factory=DataConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     voxel: VoxelConfig = field(default_factory=VoxelConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    superpixels: SuperpixelConfig = field(default_factory=SuperpixelConfig)
+    superpoints: SuperpointConfig = field(default_factory=SuperpointConfig)
 
 
 def load_config(schema: type[T] = SealConfig, path: str | Path | None = None,

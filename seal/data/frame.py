@@ -96,6 +96,7 @@ class Sequence(SequenceABC):
         has_labels: bool,
         has_poses: bool,
         camera_names: list[str],
+        frame_cameras: Callable[[int], list[str]] | None = None,
     ) -> None:
         self.name = name
         self.frame_names = frame_names
@@ -104,6 +105,7 @@ class Sequence(SequenceABC):
         self.has_labels = has_labels
         self.has_poses = has_poses
         self.camera_names = camera_names
+        self._frame_cameras = frame_cameras
 
     def __len__(self) -> int:
         return len(self.frame_names)
@@ -120,6 +122,14 @@ class Sequence(SequenceABC):
     def point_count(self, index: int) -> int:
         """Number of points of frame ``index``, cheaply (from the file size where the format allows)."""
         return self._point_count(index)
+
+    def cameras_of(self, index: int) -> list[str]:
+        """Names of the cameras frame ``index`` carries, without loading it."""
+        return self._frame_cameras(index) if self._frame_cameras else list(self.camera_names)
+
+    def frame_id(self, index: int) -> str:
+        """The stable id frame ``index`` will have, without loading it."""
+        return f"{self.name}/{self.frame_names[index]}"
 
     def pair(self, index: int, gap: int = 1) -> tuple[Frame, Frame]:
         """Frames (t, t+gap) for the temporal terms; the sequence must carry poses."""

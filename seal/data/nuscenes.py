@@ -147,6 +147,9 @@ def _scene_sequence(tables: NuScenesTables, scene: dict, lidar: list[dict],
     camera_names = sorted({tables.channel(c) for s in lidar for c in cams_of_sample.get(s["sample_token"], [])},
                           key=lambda n: (channel_order.index(n) if n in channel_order else 99, n))
 
+    # keyframes are named by their sample token, sweeps by their sample_data token
+    names = [sd["sample_token"] if sd["is_key_frame"] else sd["token"] for sd in lidar]
+
     def load(index: int) -> Frame:
         sd = lidar[index]
         path = root / sd["filename"]
@@ -174,12 +177,13 @@ def _scene_sequence(tables: NuScenesTables, scene: dict, lidar: list[dict],
             labels = lmap.to_train(raw)
         xyzi = np.ascontiguousarray(points[:, :4])
         xyzi[:, 3] /= 255.0  # nuScenes intensity is 0..255; the data model uses 0..1
-        return Frame(id=f"{scene['name']}/{sd['sample_token'] if sd['is_key_frame'] else sd['token']}",
+        return Frame(id=f"{scene['name']}/{names[index]}",
                      points=xyzi, pose=lidar_to_global, timestamp=sd["timestamp"] * 1e-6, cameras=cameras,
                      labels=labels, raw_labels=raw, rings=points[:, 4].astype(np.int64),
                      sequence=scene["name"], index=index)
 
     has_labels = any(sd["token"] in tables.lidarseg for sd in lidar)
-    return Sequence(name=scene["name"], frame_names=[sd["token"] for sd in lidar], load=load,
+    return Sequence(name=scene["name"], frame_names=names, load=load,
                     point_count=lambda i: point_count(root / lidar[i]["filename"], columns=5),
-                    has_labels=has_labels, has_poses=True, camera_names=camera_names)
+                    has_labels=has_labels, has_poses=True, camera_names=camera_names,
+                    frame_cameras=lambda i: camera_names if lidar[i]["is_key_frame"] else [])

@@ -1,0 +1,101 @@
+"""Run a stage over its items: skip finished ones, write atomically, report failures, summarise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Generic, TypeVar
+
+from seal.errors import SealError
+
+Item = TypeVar("Item")
+
+
+@dataclass
+class StageReport:
+    """What a stage run did; ``segments`` holds the segment count of every item it computed."""
+
+    stage: str
+    folder: Path
+    done: int = 0
+    skipped: int = 0
+    failed: list[tuple[str, str]] = field(default_factory=list)
+    segments: list[int] = field(default_factory=list)
+    seconds: float = 0.0
+    shard: tuple[int, int] = (0, 1)
+
+    @property
+    def items_per_second(self) -> float:
+        return self.done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def mean_segments(self) -> float:
+        return sum(self.segments) / len(self.segments) if self.segments else 0.0
+
+    def render(self) -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{self.stage} (shard {self.shard[0]}/{self.shard[1]}) -> {self.folder}",
+                      title_justify="left")
+        for col in ("done", "skipped", "failed", "items/s", "mean segments/item", "seconds"):
+            table.add_column(col, justify="right")
+        table.add_row(str(self.done), str(self.skipped), str(len(self.failed)), f"{self.items_per_second:.2f}",
+                      f"{self.mean_segments:.1f}", f"{self.seconds:.1f}")
+        console = Console()
+        console.print(table)
+        if self.done == 0 and not self.failed and self.skipped:
+            console.print(f"nothing to do: all {self.skipped} items were already in the cache")
+        for name, reason in self.failed[:20]:
+            console.print(f"[red]failed[/red] {name}: {reason}")
+
+
+@dataclass
+class Task(Generic[Item]):
+    """One unit of work: a name for reports, its output files, and the function that produces them."""
+
+    name: str
+    outputs: list[Path]
+    run: Callable[[], list[int]]
+
+
+def run_items(stage: str, folder: Path, tasks: Sequence[Task], shard: tuple[int, int] = (0, 1),
+              fail_fast: bool = False, progress: bool = True) -> StageReport:
+    """Run the tasks of this shard (every n-th, offset i) that have missing outputs.
+
+    A task's ``run`` writes its outputs atomically and returns one segment count per output it wrote.
+    Failures are recorded (name and reason) and the run goes on, unless ``fail_fast``.
+    """
+    index, count = shard
+    mine = [t for k, t in enumerate(tasks) if k % count == index]
+    report = StageReport(stage=stage, folder=folder, shard=shard)
+    todo = []
+    for task in mine:
+        if all(p.exists() for p in task.outputs):
+            report.skipped += len(task.outputs)
+        else:
+            todo.append(task)
+    start = time.perf_counter()
+    bar = None
+    if progress and todo:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), desc=stage, unit="item", dynamic_ncols=True)
+    for task in todo:
+        try:
+            counts = task.run()
+            report.done += len(counts)
+            report.segments += counts
+        except (SealError, ValueError, RuntimeError, OSError) as err:
+            if fail_fast:
+                raise
+            report.failed.append((task.name, f"{type(err).__name__}: {err}"))
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(failed=len(report.failed))
+    if bar is not None:
+        bar.close()
+    report.seconds = time.perf_counter() - start
+    return report

@@ -1,0 +1,96 @@
+"""The superpixel interface and the id rules every method obeys (SPEC section 3).
+
+A label map is uint16, one value per pixel: ``NONE`` (0) marks pixels no segment covers (they never form a
+superpixel), segments are 1..K, densely numbered. Methods return any integer map with negative values for
+uncovered pixels; `finalize` applies the rules, so no method can wrap ids at 255 or collide with "none".
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seal.atomic import atomic_path
+from seal.errors import DataError
+
+NONE = 0
+MAX_SEGMENTS = np.iinfo(np.uint16).max
+
+
+class Superpixelizer(ABC):
+    """Turns an RGB image into a segment map. Subclasses set ``name`` and implement `segment`."""
+
+    name: str = ""
+
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """Every parameter that changes the output (it keys the cache folder)."""
+
+    @abstractmethod
+    def segment(self, image: np.ndarray, context: dict[str, Any] | None = None) -> np.ndarray:
+        """An HxW integer map: equal values = one segment, negative = uncovered.
+
+        ``context`` carries where the image came from (frame id, camera name, image path) for methods that
+        need it, such as precomputed maps.
+        """
+
+    def __call__(self, image: np.ndarray, context: dict[str, Any] | None = None) -> np.ndarray:
+        raw = self.segment(image, context)
+        if raw.shape != image.shape[:2]:
+            raise ValueError(f"{self.name} returned a {raw.shape} map for a {image.shape[:2]} image")
+        return finalize(raw)
+
+
+def finalize(raw: np.ndarray) -> np.ndarray:
+    """Dense uint16 relabelling: negative -> NONE, every distinct non-negative value -> 1..K."""
+    raw = np.asarray(raw)
+    covered = raw >= 0
+    out = np.zeros(raw.shape, dtype=np.uint16)
+    if covered.any():
+        values, dense = np.unique(raw[covered], return_inverse=True)
+        if values.shape[0] > MAX_SEGMENTS:
+            raise ValueError(f"{values.shape[0]} segments do not fit in uint16 ids (max {MAX_SEGMENTS})")
+        out[covered] = dense.reshape(-1).astype(np.uint16) + 1
+    return out
+
+
+def paint_masks(masks: Iterable[np.ndarray], shape: tuple[int, int]) -> np.ndarray:
+    """Overlapping binary masks -> one segment map: larger masks painted first so smaller ones win.
+
+    Pixels no mask covers stay -1 (uncovered), never id 0 of the largest mask (the reference's bug).
+    """
+    masks = [np.asarray(m, dtype=bool) for m in masks]
+    out = np.full(shape, -1, dtype=np.int64)
+    areas = np.array([m.sum() for m in masks])
+    for rank, index in enumerate(np.argsort(-areas, kind="stable")):
+        out[masks[index]] = rank
+    return out
+
+
+def save_segments(path: Path, segments: np.ndarray) -> None:
+    """Write a uint16 label map as a 16-bit PNG, atomically."""
+    from PIL import Image
+
+    if segments.dtype != np.uint16:
+        raise ValueError(f"superpixel maps are uint16, got {segments.dtype}")
+    with atomic_path(path) as tmp:
+        Image.fromarray(segments).save(tmp, format="PNG")
+
+
+def load_segments(path: Path) -> np.ndarray:
+    """Read a label map written by `save_segments` (or any 8/16-bit single-channel PNG) as uint16."""
+    from PIL import Image
+
+    if not path.is_file():
+        raise DataError(path, "superpixel map not found", "run `seal superpixels` for this dataset first")
+    with Image.open(path) as img:
+        if img.mode not in ("I;16", "I;16B", "I;16L", "L", "I", "P"):
+            raise DataError(path, f"is a {img.mode} image, not a single-channel label map")
+        array = np.asarray(img)
+    if array.min() < 0 or array.max() > MAX_SEGMENTS:
+        raise DataError(path, "holds ids outside 0..65535")
+    return array.astype(np.uint16)

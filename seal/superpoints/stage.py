@@ -1,0 +1,82 @@
+"""`seal superpoints`: segment ids for every frame pair (t, t+gap), one .npz per pair, cached and shardable."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from seal.atomic import atomic_path
+from seal.config import SuperpointConfig
+from seal.data.frame import Dataset, Sequence
+from seal.errors import ConfigError, DataError
+from seal.geometry.segments import SuperpointPair, cluster_pair, relative_transform
+from seal.stages.cache import StageCache
+from seal.stages.runner import StageReport, Task, run_items
+
+STAGE = "superpoints"
+
+
+def superpoint_cache(cache_root: Path, cfg: SuperpointConfig) -> StageCache:
+    return StageCache(cache_root, STAGE, "hdbscan", asdict(cfg))
+
+
+def superpoint_path(cache: StageCache, frame_id: str) -> Path:
+    """The file of the pair that starts at ``frame_id``."""
+    *folders, name = frame_id.split("/")
+    return cache.path(*folders, f"{name}.npz")
+
+
+def save_pair(path: Path, pair: SuperpointPair, first_id: str, second_id: str) -> None:
+    with atomic_path(path) as tmp, open(tmp, "wb") as handle:
+        np.savez_compressed(handle, first=pair.first, second=pair.second, first_id=first_id, second_id=second_id)
+
+
+def load_pair(path: Path, first_points: int | None = None, second_points: int | None = None) -> SuperpointPair:
+    """Read a cached pair, checked against the point counts of the frames it belongs to."""
+    if not path.is_file():
+        raise DataError(path, "superpoint file not found", "run `seal superpoints` for this dataset first")
+    with np.load(path) as data:
+        pair = SuperpointPair(first=data["first"], second=data["second"])
+    for ids, count, which in ((pair.first, first_points, "first"), (pair.second, second_points, "second")):
+        if count is not None and ids.shape[0] != count:
+            raise DataError(path, f"holds {ids.shape[0]} ids for the {which} frame, which has {count} points",
+                            "the dataset changed since the cache was built; delete this file")
+    return pair
+
+
+def frame_pairs(sequence: Sequence, gap: int) -> list[int]:
+    """Start indices t of the pairs (t, t+gap) of a sequence."""
+    return list(range(max(len(sequence) - gap, 0)))
+
+
+def run_superpoints(dataset: Dataset, cfg: SuperpointConfig, cache_root: Path, shard: tuple[int, int] = (0, 1),
+                    fail_fast: bool = False, progress: bool = True) -> StageReport:
+    """Compute the missing pairs of this shard; sequences without poses cannot be paired and are reported."""
+    if cfg.gap < 1:
+        raise ConfigError(f"superpoints.gap={cfg.gap}: the gap between paired frames must be >= 1")
+    cache = superpoint_cache(cache_root, cfg)
+    cache.prepare()
+    tasks = []
+    unposed = [s.name for s in dataset.sequences if not s.has_poses]
+    for seq in dataset.sequences:
+        if not seq.has_poses:
+            continue
+        for t in frame_pairs(seq, cfg.gap):
+            tasks.append(_pair_task(seq, t, cfg, cache))
+    report = run_items(STAGE, cache.folder, tasks, shard=shard, fail_fast=fail_fast, progress=progress)
+    report.failed += [(name, "no ego poses: frames cannot be paired in time") for name in unposed]
+    return report
+
+
+def _pair_task(seq: Sequence, t: int, cfg: SuperpointConfig, cache: StageCache) -> Task:
+    target = superpoint_path(cache, seq.frame_id(t))
+
+    def run() -> list[int]:
+        first, second = seq.pair(t, cfg.gap)
+        pair = cluster_pair(first.xyz, second.xyz, relative_transform(first.pose, second.pose), cfg)
+        save_pair(target, pair, first.id, second.id)
+        return [pair.num_segments]
+
+    return Task(name=f"{seq.frame_id(t)} + {cfg.gap}", outputs=[target], run=run)
