@@ -32,3 +32,13 @@ def semantickitti_tiny() -> Path:
 @pytest.fixture(scope="session")
 def kitti_frame() -> Path:
     return shared("kitti-frame")
+
+
+@pytest.fixture(scope="session")
+def synthetic_root(tmp_path_factory) -> Path:
+    """A small synthetic dataset (2 sequences x 4 frames, 2 cameras), generated once per test session."""
+    from seal.synth import generate_dataset
+
+    root = tmp_path_factory.mktemp("synthetic") / "synth"
+    return generate_dataset(root, sequences=2, frames=4, seed=7, cameras=2, image_width=320, azimuth_steps=1024,
+                            progress=False)

@@ -1,0 +1,255 @@
+"""Write synthetic driving sequences to disk in the SemanticKITTI layout, atomically and deterministically.
+
+Layout (read back by the same reader as real SemanticKITTI data)::
+
+    ROOT/seal_synth.json                     generator parameters + version (informative only)
+    ROOT/sequences/NN/velodyne/NNNNNN.bin    float32 x y z intensity, LiDAR frame
+    ROOT/sequences/NN/labels/NNNNNN.label    uint32: semantic id | instance id << 16
+    ROOT/sequences/NN/image_2/NNNNNN.png     front camera (image_3.. = the other ring cameras)
+    ROOT/sequences/NN/calib.txt              P0..P{k+1} (3x4), Tr (3x4, LiDAR -> cam0)
+    ROOT/sequences/NN/poses.txt              cam0 pose at frame t in cam0 of frame 0 (3x4 per line)
+    ROOT/sequences/NN/times.txt              seconds
+
+Every random draw is seeded by (seed, sequence[, frame]), so a frame is identical whether or not the frames
+before it were generated: an interrupted run resumes where it stopped (existing files are complete, because
+each one is written to a temporary name and renamed).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from seal.errors import SealError
+from seal.synth import materials as M
+from seal.synth.camera import CameraSpec, camera_rig, projection_matrices, render_camera
+from seal.synth.lidar import LidarSpec, scan
+from seal.synth.scene import Scene, build_scene
+
+SYNTH_VERSION = 1
+FRAME_PERIOD = 0.1  # seconds between frames (10 Hz)
+META_NAME = "seal_synth.json"
+
+
+@dataclass
+class FrameData:
+    """Everything generated for one frame (``ids``: per camera (labels, primitive) maps, if asked)."""
+
+    points: np.ndarray
+    labels: np.ndarray
+    images: list[np.ndarray]
+    ids: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+
+
+class SequenceGenerator:
+    """The scene, sensors and poses of one sequence; renders any of its frames on demand."""
+
+    def __init__(
+        self,
+        seed: int,
+        sequence: int,
+        frames: int,
+        cameras: int = 1,
+        image_width: int = 480,
+        beams: int = 32,
+        azimuth_steps: int = 1440,
+    ) -> None:
+        self.seed, self.sequence, self.frames = seed, sequence, frames
+        self.scene: Scene = build_scene(seed, sequence, frames * FRAME_PERIOD)
+        self.lidar = LidarSpec(beams=beams, azimuth_steps=azimuth_steps)
+        self.rig: list[CameraSpec] = camera_rig(cameras, image_width)
+        self.P, self.Tr = projection_matrices(self.rig)
+        self._world_from_l0 = self.scene.ego_pose(0.0)
+
+    def lidar_pose(self, frame: int) -> np.ndarray:
+        """4x4 pose of the LiDAR at ``frame`` in the LiDAR frame of frame 0."""
+        return np.linalg.inv(self._world_from_l0) @ self.scene.ego_pose(frame * FRAME_PERIOD)
+
+    def camera_pose(self, frame: int) -> np.ndarray:
+        """4x4 pose of cam0 at ``frame`` in cam0 of frame 0 (what poses.txt stores)."""
+        return self.Tr @ self.lidar_pose(frame) @ np.linalg.inv(self.Tr)
+
+    def frame(self, frame: int, return_ids: bool = False) -> FrameData:
+        """Scan and render ``frame``."""
+        time = frame * FRAME_PERIOD
+        prims = self.scene.primitives_at(time)
+        pose = self.scene.ego_pose(time)
+        rng = np.random.default_rng([self.seed, self.sequence, frame, 0x11DA])
+        points, labels = scan(prims, self.scene.road, pose, self.lidar, rng)
+        data = FrameData(points=points, labels=labels, images=[])
+        for cam in self.rig:
+            out = render_camera(prims, self.scene.road, pose, cam, return_ids=return_ids)
+            if return_ids:
+                img, lab, prim = out
+                data.ids.append((lab, prim))
+            else:
+                img = out
+            data.images.append(img)
+        return data
+
+    def calib_text(self) -> str:
+        """calib.txt: P0, P1 (= cam0), then P2.. for the ring cameras, and Tr."""
+        mats = [self.P[0], self.P[0], *self.P]
+        lines = [f"P{i}: " + _fmt(m) for i, m in enumerate(mats)]
+        return "\n".join([*lines, "Tr: " + _fmt(self.Tr[:3])]) + "\n"
+
+    def poses_text(self) -> str:
+        return "".join(_fmt(self.camera_pose(t)[:3]) + "\n" for t in range(self.frames))
+
+    def times_text(self) -> str:
+        return "".join(f"{t * FRAME_PERIOD:.6e}\n" for t in range(self.frames))
+
+
+def _fmt(m: np.ndarray) -> str:
+    return " ".join(f"{v:.12e}" for v in np.asarray(m, dtype=np.float64).ravel())
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _png(img: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG", compress_level=3)
+    return buf.getvalue()
+
+
+def _check_target(root: Path, meta: dict) -> None:
+    """Refuse to write into a folder that holds anything but this very dataset (same generator + params)."""
+    if root.exists() and not root.is_dir():
+        raise SealError(f"{root} exists and is not a folder; choose another --out")
+    if not root.exists() or not any(root.iterdir()):
+        return
+    meta_file = root / META_NAME
+    if not meta_file.is_file():
+        raise SealError(
+            f"{root} is not empty and is not a seal synthetic dataset; choose an empty or new folder"
+        )
+    try:
+        old = json.loads(meta_file.read_text())
+    except (OSError, ValueError) as e:
+        raise SealError(f"{meta_file} cannot be read ({e}); remove the folder or choose another --out") from e
+    if old.get("version") != meta["version"] or old.get("params") != meta["params"]:
+        diff = {
+            k: (old.get("params", {}).get(k), v)
+            for k, v in meta["params"].items()
+            if old.get("params", {}).get(k) != v
+        }
+        what = ", ".join(f"{k}: {a} -> {b}" for k, a, b in ((k, *ab) for k, ab in diff.items())) or "version"
+        raise SealError(
+            f"{root} already holds a different synthetic dataset ({what}); "
+            "choose another --out or delete that folder"
+        )
+
+
+def _validate(sequences: int, frames: int, cameras: int, image_width: int, beams: int, steps: int) -> None:
+    checks = [
+        (sequences >= 1, "sequences must be >= 1"),
+        (frames >= 1, "frames must be >= 1"),
+        (1 <= cameras <= 6, "cameras must be between 1 and 6"),
+        (image_width >= 16, "image_width must be >= 16"),
+        (beams >= 1, "beams must be >= 1"),
+        (steps >= 8, "azimuth_steps must be >= 8"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise SealError(msg)
+
+
+def generate_dataset(
+    out: str | Path,
+    sequences: int = 4,
+    frames: int = 20,
+    seed: int = 0,
+    cameras: int = 1,
+    image_width: int = 480,
+    beams: int = 32,
+    azimuth_steps: int = 1440,
+    progress: bool = True,
+) -> Path:
+    """Generate ``sequences`` x ``frames`` synthetic frames under ``out`` and return the dataset root.
+
+    Deterministic: the same arguments give byte-identical files. Re-running into a folder that already holds
+    the same dataset completes it (frames already on disk are skipped); any other non-empty folder is refused.
+    """
+    _validate(sequences, frames, cameras, image_width, beams, azimuth_steps)
+    root = Path(out)
+    params = dict(
+        sequences=sequences,
+        frames=frames,
+        seed=seed,
+        cameras=cameras,
+        image_width=image_width,
+        beams=beams,
+        azimuth_steps=azimuth_steps,
+    )
+    rig = camera_rig(cameras, image_width)
+    meta = {
+        "generator": "seal.synth",
+        "version": SYNTH_VERSION,
+        "params": params,
+        "layout": "semantickitti",
+        "frame_period_s": FRAME_PERIOD,
+        "lidar": asdict(LidarSpec(beams=beams, azimuth_steps=azimuth_steps)),
+        "cameras": {f"image_{i + 2}": cam.name for i, cam in enumerate(rig)},
+        "classes": {str(k): v for k, v in sorted(M.CLASS_NAMES.items())},
+    }
+    _check_target(root, meta)
+    root.mkdir(parents=True, exist_ok=True)
+    write_atomic(root / META_NAME, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    bar = _progress_bar(sequences * frames, progress)
+    try:
+        for seq in range(sequences):
+            _write_sequence(root / "sequences" / f"{seq:02d}", seed, seq, frames, params, bar)
+    finally:
+        if bar is not None:
+            bar.close()
+    return root
+
+
+def _write_sequence(seq_dir: Path, seed: int, seq: int, frames: int, params: dict, bar: object) -> None:
+    gen = SequenceGenerator(
+        seed, seq, frames, params["cameras"], params["image_width"], params["beams"], params["azimuth_steps"]
+    )
+    folders = ["velodyne", "labels"] + [f"image_{i + 2}" for i in range(len(gen.rig))]
+    for name in folders:
+        (seq_dir / name).mkdir(parents=True, exist_ok=True)
+    write_atomic(seq_dir / "calib.txt", gen.calib_text().encode())
+    write_atomic(seq_dir / "poses.txt", gen.poses_text().encode())
+    write_atomic(seq_dir / "times.txt", gen.times_text().encode())
+    for t in range(frames):
+        stem = f"{t:06d}"
+        paths = [seq_dir / "velodyne" / f"{stem}.bin", seq_dir / "labels" / f"{stem}.label"]
+        paths += [seq_dir / f"image_{i + 2}" / f"{stem}.png" for i in range(len(gen.rig))]
+        if not all(p.is_file() for p in paths):
+            data = gen.frame(t)
+            write_atomic(paths[0], data.points.astype("<f4").tobytes())
+            write_atomic(paths[1], data.labels.astype("<u4").tobytes())
+            for p, img in zip(paths[2:], data.images, strict=True):
+                write_atomic(p, _png(img))
+        if bar is not None:
+            bar.update(1)
+
+
+def _progress_bar(total: int, enabled: bool) -> object:
+    if not enabled:
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="seal synth", unit="frame")
