@@ -21,6 +21,7 @@ examples:
   seal show frame synth --frame 3 --out frame.png
   seal superpixels ../shared/data/nuscenes-keyframe --method slic --cache cache
   seal superpoints synth --gap 1 --shard 0/2
+  seal pretrain synth --config tiny train.run_dir=runs/tiny
   seal config voxel.size=0.05
 """
 
@@ -118,11 +119,34 @@ def build_parser() -> argparse.ArgumentParser:
     _add_stage_options(spt)
     _add_common(spt)
 
+    pre = sub.add_parser("pretrain", help="Seal pretraining of the 3D backbone (L_vfm + L_tmp + L_p2s)",
+                         description="Pretrain a sparse MinkUNet by distilling a frozen 2D teacher through "
+                                     "superpixels (L_vfm) and temporal superpoints (L_tmp, L_p2s). Missing "
+                                     "superpixels/superpoints are computed first (cached). Runs on one CPU, one "
+                                     "GPU, or many with `torchrun --nproc_per_node N -m seal pretrain ...`.")
+    pre.add_argument("path", type=Path, nargs="?", help="dataset folder (or data.path=... in the config)")
+    pre.add_argument("--resume", type=Path, metavar="RUN", help="continue a run: its folder or a checkpoint file")
+    _add_common(pre)
+
     config = sub.add_parser("config", help="print the resolved configuration",
                             description="Print the configuration every command starts from, after the optional "
                                         "YAML file and key=value overrides: the list of valid keys.")
     _add_common(config)
     return parser
+
+
+def _preset(path: Path | None) -> Path | None:
+    """``--config tiny`` names a packaged preset (seal/configs/pretrain_tiny.yaml); anything else is a path."""
+    if path is None or path.suffix in (".yaml", ".yml") or path.exists():
+        return path
+    from importlib import resources
+
+    for name in (f"{path}.yaml", f"pretrain_{path}.yaml"):
+        candidate = resources.files("seal") / "configs" / name
+        if candidate.is_file():
+            return Path(str(candidate))
+    raise SealError(f"--config {path}: no such file, and no packaged preset of that name (tiny, nuscenes, "
+                    "semantickitti)")
 
 
 def _config(args: argparse.Namespace):
@@ -133,7 +157,7 @@ def _config(args: argparse.Namespace):
         overrides.append(f"superpixels.method={args.method}")
     if getattr(args, "gap", None) is not None:
         overrides.append(f"superpoints.gap={args.gap}")
-    return load_config(path=args.config, overrides=overrides)
+    return load_config(path=_preset(args.config), overrides=overrides)
 
 
 def _cache_root(args: argparse.Namespace, cfg, dataset) -> Path:
@@ -190,6 +214,13 @@ def run(args: argparse.Namespace) -> int:
                                 cameras=args.cameras)
         print(f"wrote {args.sequences} x {args.frames} frames to {root}")
         return 0
+    if args.command == "pretrain":
+        from seal.engine.pretrain import pretrain, resolve_config
+
+        overrides = list(args.overrides) + ([f"data.path={args.path}"] if args.path else [])
+        cfg = resolve_config(_preset(args.config), overrides, args.resume)
+        pretrain(cfg, resume=args.resume)
+        return 0
     cfg = _config(args)
     if args.command == "config":
         from seal.config import dump_config
@@ -226,7 +257,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # key=value overrides may come after options (argparse alone would reject them there)
+    args, extra = parser.parse_known_args(argv)
+    stray = [e for e in extra if e.startswith("-") or "=" not in e]
+    if stray or (extra and not hasattr(args, "overrides")):
+        parser.error(f"unrecognized arguments: {' '.join(stray or extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
     try:
         return run(args)
     except SealError as err:

@@ -45,9 +45,18 @@ def is_kitti_object(root: Path) -> bool:
     return flat or split
 
 
-def open_semantickitti(root: Path, label_map: str | Path = "semantickitti",
+LABEL_MAP_FILE = "label_map.yaml"
+
+
+def open_semantickitti(root: Path, label_map: str | Path | None = None,
                        sequences: list[str] | None = None) -> Dataset:
-    """Open every sequence (or the named ones) under ``root/sequences``."""
+    """Open every sequence (or the named ones) under ``root/sequences``.
+
+    The label map is, in order: the one named, ``ROOT/label_map.yaml`` when the dataset carries its own (seal
+    writes one next to the data it derives, e.g. corrupted copies of nuScenes), else SemanticKITTI's.
+    """
+    if label_map is None:
+        label_map = root / LABEL_MAP_FILE if (root / LABEL_MAP_FILE).is_file() else "semantickitti"
     lmap = load_label_map(label_map)
     seq_dirs = sorted(p.parent for p in (root / "sequences").glob("*/velodyne") if p.is_dir())
     if sequences is not None:

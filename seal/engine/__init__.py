@@ -1,0 +1,1 @@
+"""Training loops (plain PyTorch; one process, or DDP through torchrun) and their checkpoints."""

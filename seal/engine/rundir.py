@@ -1,0 +1,80 @@
+"""A run directory a user understands: resolved config, metrics (CSV + TensorBoard), checkpoints, summary."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from seal.atomic import write_text_atomic
+
+RUN_README = """\
+# seal {kind} run
+
+- `config.yaml`        the resolved configuration (re-run with `seal {kind} --config config.yaml`)
+- `metrics.csv`        one row per logged step: losses, learning rate, throughput
+- `tb/`                TensorBoard scalars: `tensorboard --logdir {tb}`
+- `checkpoints/`       `last.pt` (resume with `seal {kind} --resume {run}`) and the newest `step-N.pt`
+- `backbone.pt`        the pretrained 3D backbone as a plain state dict (+ its config), loadable with
+                       `torch.load(..., weights_only=True)` or `seal.models.export.load_backbone`
+- `summary.json`       what the run did, written when it ends
+"""
+
+
+def default_run_dir(kind: str) -> Path:
+    return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+class RunLogger:
+    """Writes metrics to ``metrics.csv`` and TensorBoard (rank 0 only; other ranks get a no-op logger)."""
+
+    def __init__(self, run_dir: Path | None, enabled: bool = True) -> None:
+        self.enabled = enabled and run_dir is not None
+        self.run_dir = run_dir
+        self.writer = None
+        self._csv = None
+        self._fields: list[str] | None = None
+        if self.enabled:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(run_dir / "tb"))
+            except ImportError:  # tensorboard missing: the CSV still has everything
+                self.writer = None
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        if not self.enabled:
+            return
+        if self.writer is not None:
+            for key, value in values.items():
+                self.writer.add_scalar(key, value, step)
+        row = {"step": step, **values}
+        path = self.run_dir / "metrics.csv"
+        if self._fields is None:
+            self._fields = list(row)
+            new = not path.exists()
+            self._csv = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run
+            self._writer = csv.DictWriter(self._csv, fieldnames=self._fields, extrasaction="ignore")
+            if new:
+                self._writer.writeheader()
+        self._writer.writerow(row)
+        self._csv.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self._csv is not None:
+            self._csv.close()
+
+
+def write_run_files(run_dir: Path, kind: str, config_yaml: str) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    write_text_atomic(run_dir / "config.yaml", config_yaml)
+    write_text_atomic(run_dir / "README.md", RUN_README.format(kind=kind, tb=run_dir / "tb", run=run_dir))
+
+
+def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:
+    write_text_atomic(run_dir / "summary.json", json.dumps(summary, indent=2, default=str) + "\n")

@@ -1,0 +1,39 @@
+"""Pretrained backbones as plain state dicts: loadable with ``weights_only=True`` by seal or anyone with MinkUNet."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from seal.engine.checkpoint import load_checkpoint, save_checkpoint
+from seal.errors import DataError
+from seal.models.minkunet import BackboneConfig, MinkUNet
+
+FORMAT = "seal-backbone-v1"
+
+
+def export_backbone(path: Path, backbone: MinkUNet, voxel: dict[str, Any], extra: dict[str, Any] | None = None
+                    ) -> Path:
+    """Write the backbone's weights with the config that rebuilds it and the voxelisation it expects."""
+    payload = {"format": FORMAT, "backbone_config": asdict(backbone.config), "voxel": dict(voxel),
+               "state_dict": {k: v.detach().cpu() for k, v in backbone.state_dict().items()}}
+    payload.update(extra or {})
+    return save_checkpoint(path, payload)
+
+
+def load_backbone(path: str | Path) -> tuple[MinkUNet, dict[str, Any]]:
+    """Rebuild a MinkUNet from an exported file (or a pretraining checkpoint); returns (model, metadata)."""
+    path = Path(path)
+    payload = load_checkpoint(path)
+    if payload.get("format") != FORMAT:
+        raise DataError(path, "is not a seal backbone export", "use RUN_DIR/backbone.pt written by `seal pretrain`")
+    model = MinkUNet(BackboneConfig(**payload["backbone_config"]))
+    missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
+    if missing or unexpected:
+        raise DataError(path, f"does not fit the backbone it describes (missing {missing[:3]}, unexpected "
+                              f"{unexpected[:3]})")
+    return model, {k: v for k, v in payload.items() if k != "state_dict"}
+
+
+__all__ = ["export_backbone", "load_backbone", "FORMAT"]

@@ -1,0 +1,199 @@
+"""Frozen image teachers and the trainable 2D head: shapes, freezing, checkpoint formats, loud failures."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from seal.errors import ConfigError, SealError
+from seal.models.teachers import (
+    FrozenImageBackbone,
+    ImageHead,
+    ImageTeacher,
+    RandomTeacherWarning,
+    build_image_backbone,
+)
+
+TINY_VIT = {"depth": 2, "embed_dim": 64, "num_heads": 2}
+
+
+def random_backbone(name: str, seed: int = 0, **kwargs) -> FrozenImageBackbone:
+    torch.manual_seed(seed)
+    with pytest.warns(RandomTeacherWarning):
+        return build_image_backbone(name, None, **kwargs)
+
+
+def images(b: int = 1, h: int = 64, w: int = 96, seed: int = 0) -> torch.Tensor:
+    return torch.rand(b, 3, h, w, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def resnet() -> FrozenImageBackbone:
+    return random_backbone("resnet50")
+
+
+@pytest.fixture(scope="module")
+def other_resnet() -> FrozenImageBackbone:
+    """A second random init: the weights that the checkpoint-format tests write to disk."""
+    return random_backbone("resnet50", seed=1)
+
+
+def test_resnet50_dilated_has_output_stride_4(resnet: FrozenImageBackbone) -> None:
+    out = resnet(images(2))
+    assert out.shape == (2, 2048, 16, 24)
+    assert (resnet.out_channels, resnet.stride) == (2048, 4)
+    assert out.dtype == torch.float32 and torch.isfinite(out).all()
+    assert not out.requires_grad
+
+
+def test_backbone_never_trains_but_head_does(resnet: FrozenImageBackbone) -> None:
+    torch.manual_seed(0)
+    teacher = ImageTeacher(resnet, out_dim=64)
+    teacher.train()
+    bns = [m for m in resnet.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert bns and all(m.training is False for m in bns) and resnet.training is False
+    assert teacher.head.training is True
+    assert not any(p.requires_grad for p in resnet.parameters())
+
+    before = {k: v.clone() for k, v in resnet.state_dict().items()}
+    head_before = teacher.head.proj.weight.detach().clone()
+    opt = torch.optim.SGD(teacher.head_parameters(), lr=0.5)
+    target = torch.nn.functional.normalize(torch.randn(1, 64, 1, 1), dim=1)
+    for step in range(3):
+        x = images(2, 32, 48, seed=step)
+        loss = -(teacher(x) * target).sum(1).mean()
+        opt.zero_grad()
+        loss.backward()
+        assert teacher.head.proj.weight.grad is not None and teacher.head.proj.weight.grad.abs().sum() > 0
+        opt.step()
+    after = resnet.state_dict()
+    assert before.keys() == after.keys()
+    for k, v in before.items():  # parameters and BatchNorm buffers, bit for bit
+        assert torch.equal(v, after[k]), k
+    assert all(p.grad is None for p in resnet.parameters())
+    assert not torch.equal(head_before, teacher.head.proj.weight)
+
+
+@pytest.mark.parametrize("fmt", ["moco", "torchvision"])
+def test_resnet_published_formats_load(
+    tmp_path, resnet: FrozenImageBackbone, other_resnet: FrozenImageBackbone, fmt: str
+) -> None:
+    saved = other_resnet
+    sd = saved.net.state_dict()
+    if fmt == "moco":  # moco_v2_800ep_pretrain.pth.tar layout: query encoder + MLP head + key encoder + queue
+        ckpt = {f"module.encoder_q.{k}": v for k, v in sd.items()}
+        ckpt.update({"module.encoder_q.fc.0.weight": torch.randn(2048, 2048), "module.encoder_q.fc.0.bias":
+                     torch.randn(2048), "module.encoder_q.fc.2.weight": torch.randn(128, 2048),
+                     "module.encoder_k.conv1.weight": torch.randn(64, 3, 7, 7), "module.queue": torch.randn(128, 8)})
+        obj = {"epoch": 800, "arch": "resnet50", "state_dict": ckpt}
+    else:  # plain torchvision file with its classifier
+        obj = {**sd, "fc.weight": torch.randn(1000, 2048), "fc.bias": torch.randn(1000)}
+    path = tmp_path / "weights.pth"
+    torch.save(obj, path)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RandomTeacherWarning)
+        loaded = build_image_backbone("resnet50", path)
+    assert loaded.pretrained is True and str(path) in loaded.description
+    assert loaded.weights_format == ("MoCo-v2" if fmt == "moco" else "torchvision")
+    assert torch.equal(loaded.net.conv1.weight, sd["conv1.weight"])
+    x = images(1, 32, 32)
+    assert torch.equal(loaded(x), saved(x))
+    assert not torch.allclose(loaded(x), resnet(x))  # resnet fixture: a different random init
+
+
+def test_dino_training_checkpoint_loads_and_pads(tmp_path) -> None:
+    src = random_backbone("vit_small_patch16", seed=1, img_size=64, **TINY_VIT)
+    teacher = {f"backbone.{k}": v for k, v in src.net.state_dict().items()}
+    teacher["head.mlp.0.weight"] = torch.randn(32, 64)  # DINO projection head: dropped
+    student = {f"module.{k}": torch.zeros_like(v) for k, v in teacher.items()}
+    path = tmp_path / "checkpoint.pth"
+    torch.save({"teacher": teacher, "student": student, "epoch": 3, "args": argparse.Namespace(arch="vit_small")}, path)
+
+    vit = build_image_backbone("vit_small_patch16", path, img_size=64, **TINY_VIT)
+    assert vit.pretrained and vit.weights_format == "DINO" and (vit.stride, vit.out_channels) == (16, 64)
+    assert torch.equal(vit.net.blocks[1].attn.qkv.weight, src.net.blocks[1].attn.qkv.weight)  # teacher, not student
+    out = vit(images(2))
+    assert out.shape == (2, 64, 4, 6)
+    assert torch.equal(out, src(images(2)))
+    odd = vit(images(1, 70, 100))
+    assert odd.shape == (1, 64, 5, 7) and torch.isfinite(odd).all()
+    assert vit.output_size(70, 100) == (5, 7)
+
+
+def test_dinov2_naming_with_mask_token_and_other_grid(tmp_path) -> None:
+    src = random_backbone("vit_small_patch14_dinov2", seed=2, img_size=70, **TINY_VIT)  # 5x5 position grid
+    sd = dict(src.net.state_dict())
+    sd["mask_token"] = torch.zeros(1, 64)  # dinov2_vits14_pretrain.pth carries it; timm has no such parameter
+    path = tmp_path / "dinov2_vits14_pretrain.pth"
+    torch.save(sd, path)
+
+    vit = build_image_backbone("vit_small_patch14_dinov2", path, img_size=56, **TINY_VIT)  # 4x4 grid: resampled
+    assert vit.weights_format == "DINOv2" and vit.stride == 14
+    assert vit.net.pos_embed.shape == (1, 1 + 16, 64)
+    assert torch.equal(vit.net.pos_embed[:, 0], sd["pos_embed"][:, 0])  # cls position kept as is
+    assert torch.equal(vit.net.blocks[0].ls1.gamma, sd["blocks.0.ls1.gamma"])
+    assert vit(images(1, 56, 84)).shape == (1, 64, 4, 6)
+
+
+def test_dinov2_with_registers(tmp_path) -> None:
+    src = random_backbone("vit_small_patch14_reg4_dinov2", seed=3, img_size=56, **TINY_VIT)
+    sd = dict(src.net.state_dict())
+    reg, cls, pos = sd.pop("reg_token"), sd.pop("cls_token"), sd.pop("pos_embed")
+    sd.update(register_tokens=reg, cls_token=cls, mask_token=torch.zeros(1, 64),
+              pos_embed=torch.cat([torch.zeros(1, 1, 64), pos], dim=1))  # original layout: cls has a position
+    path = tmp_path / "dinov2_vits14_reg4_pretrain.pth"
+    torch.save(sd, path)
+    vit = build_image_backbone("vit_small_patch14_reg4_dinov2", path, img_size=56, **TINY_VIT)
+    assert torch.equal(vit.net.reg_token, reg) and torch.equal(vit.net.cls_token, cls)
+    out = vit(images(1, 56, 70))
+    assert out.shape == (1, 64, 4, 5) and torch.equal(out, src(images(1, 56, 70)))
+
+
+def test_missing_file_is_a_config_error(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="teacher.weights") as err:
+        build_image_backbone("resnet50", tmp_path / "nope.pth")
+    assert "nope.pth" in str(err.value)
+
+
+def test_wrong_keys_name_the_file(tmp_path) -> None:
+    path = tmp_path / "wrong.pth"
+    torch.save({"encoder.weird.weight": torch.zeros(3), "conv1.weight": torch.zeros(64, 3, 7, 7)}, path)
+    with pytest.raises(SealError, match="wrong.pth") as err:
+        build_image_backbone("vit_small_patch16", path, **TINY_VIT)
+    assert "missing" in str(err.value) and "unexpected" in str(err.value)
+
+    torch.manual_seed(0)
+    with pytest.warns(UserWarning, match="skipped"):
+        partial = build_image_backbone("resnet50", path, strict=False)
+    assert torch.equal(partial.net.conv1.weight, torch.zeros(64, 3, 7, 7))
+
+    junk = tmp_path / "junk.pth"
+    junk.write_text("not a checkpoint")
+    with pytest.raises(SealError, match="junk.pth"):
+        build_image_backbone("resnet50", junk)
+
+
+def test_random_init_is_loud() -> None:
+    with pytest.warns(RandomTeacherWarning, match="RANDOM"):
+        vit = build_image_backbone("vit_small_patch16", None, **TINY_VIT)
+    assert vit.pretrained is False and "RANDOM" in vit.description
+
+
+def test_unsupported_names_are_config_errors() -> None:
+    with pytest.raises(ConfigError, match="teacher.backbone"):
+        build_image_backbone("not_a_model", None)
+    with pytest.raises(ConfigError, match="VisionTransformer"):
+        build_image_backbone("resnet18", None)  # a timm ResNet: no dilated stride-4 variant
+
+
+def test_image_head_upsamples_and_normalises() -> None:
+    torch.manual_seed(0)
+    head = ImageHead(32, out_dim=64)
+    out = head(torch.randn(2, 32, 4, 6), (64, 96))
+    assert out.shape == (2, 64, 64, 96)
+    torch.testing.assert_close(out.norm(dim=1), torch.ones(2, 64, 96), atol=1e-5, rtol=0)
