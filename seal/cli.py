@@ -22,6 +22,7 @@ examples:
   seal superpixels ../shared/data/nuscenes-keyframe --method slic --cache cache
   seal superpoints synth --gap 1 --shard 0/2
   seal pretrain synth --config tiny train.run_dir=runs/tiny
+  seal corrupt synth --corruption fog --severity heavy --out synth-fog-heavy
   seal config voxel.size=0.05
 """
 
@@ -128,6 +129,19 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--resume", type=Path, metavar="RUN", help="continue a run: its folder or a checkpoint file")
     _add_common(pre)
 
+    cor = sub.add_parser("corrupt", help="write a corrupted copy of a dataset (Robo3D corruptions)",
+                         description="Apply one of the eight Robo3D corruptions (fog, wet_ground, snow, motion_blur, "
+                                     "beam_missing, crosstalk, incomplete_echo, cross_sensor) at one severity and "
+                                     "write the result in the SemanticKITTI layout (with its label map), so every "
+                                     "seal command reads it. Points a corruption creates are labelled ignore.")
+    _add_dataset(cor)
+    cor.add_argument("--corruption", required=True, help="corruption name")
+    cor.add_argument("--severity", required=True, choices=["light", "moderate", "heavy"])
+    cor.add_argument("--out", type=Path, required=True, help="folder to write the corrupted dataset into")
+    cor.add_argument("--seed", type=int, default=0, help="random seed (same seed, same output)")
+    cor.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_common(cor)
+
     config = sub.add_parser("config", help="print the resolved configuration",
                             description="Print the configuration every command starts from, after the optional "
                                         "YAML file and key=value overrides: the list of valid keys.")
@@ -217,6 +231,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "pretrain":
         from seal.engine.pretrain import pretrain, resolve_config
 
+        if args.path is not None and "=" in str(args.path):  # no dataset given: the first override landed here
+            args.overrides, args.path = [str(args.path), *args.overrides], None
         overrides = list(args.overrides) + ([f"data.path={args.path}"] if args.path else [])
         cfg = resolve_config(_preset(args.config), overrides, args.resume)
         pretrain(cfg, resume=args.resume)
@@ -232,6 +248,13 @@ def run(args: argparse.Namespace) -> int:
         from seal.info import render, summarize
 
         render(summarize(dataset, label_sample=args.label_sample))
+        return 0
+    if args.command == "corrupt":
+        from seal.data.corruptions import corrupt_dataset
+
+        out = corrupt_dataset(dataset, args.corruption, args.severity, args.out, seed=args.seed,
+                              progress=not args.no_progress)
+        print(f"wrote {args.corruption}:{args.severity} of {dataset.root} to {out}")
         return 0
     if args.command in ("superpixels", "superpoints"):
         return _run_stage(args, cfg, dataset)

@@ -20,6 +20,7 @@ import numpy as np
 import yaml
 
 from seal.atomic import write_text_atomic
+from seal.errors import DataError
 
 CORRUPTIONS = ("fog", "wet_ground", "snow", "motion_blur", "beam_missing", "crosstalk", "incomplete_echo",
                "cross_sensor")
@@ -243,15 +244,22 @@ class RobustnessBaseline:
 def load_robustness_baseline(dataset: str = "nuscenes", path: str | Path | None = None) -> RobustnessBaseline:
     """The packaged Robo3D MinkUNet-18 baseline of ``dataset`` (``nuscenes`` or ``semantickitti``) as fractions,
     or the same schema read from ``path`` (a YAML file with a top-level key per dataset, mIoU in percent)."""
+    if path and not Path(path).is_file():
+        raise DataError(path, "robustness baseline file not found")
     text = Path(path).read_text() if path else (resources.files("seal.data") / "robustness_baselines.yaml").read_text()
     spec = yaml.safe_load(text) or {}
     if dataset not in spec:
         raise ValueError(f"no robustness baseline for {dataset!r} in {path or 'the packaged table'}; "
                          f"available: {', '.join(spec) or 'none'}")
     entry = spec[dataset]
-    miou = {str(c): tuple(float(v) / 100.0 for v in vals) for c, vals in entry["miou"].items()}
+    try:
+        miou = {str(c): tuple(float(v) / 100.0 for v in vals) for c, vals in entry["miou"].items()}
+        clean = float(entry["clean"]) / 100.0
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise DataError(path or "robustness_baselines.yaml", f"baseline {dataset!r} is malformed: {err}",
+                        "each dataset needs clean: <mIoU %> and miou: {corruption: [mIoU %, ...]}") from err
     return RobustnessBaseline(dataset=dataset, model=str(entry.get("model", "")), source=str(entry.get("source", "")),
-                              clean=float(entry["clean"]) / 100.0, miou=miou)
+                              clean=clean, miou=miou)
 
 
 def robustness_table(results: Mapping[str, Sequence[float]], clean_miou: float,

@@ -72,12 +72,13 @@ def val_sequences(dataset_kind: str) -> list[str]:
 def is_official(dataset: Dataset) -> bool:
     """Whether the official split lists apply to ``dataset``.
 
-    nuScenes: at least one scene is an official training scene. SemanticKITTI: at least one official training
+    nuScenes: at least one scene has an official (train or val) scene name, so a val-only folder gets an empty
+    training split (an error) rather than the rule applied to val scenes. SemanticKITTI: at least one official training
     sequence is present and every present one has exactly the official frames (000000..N-1); seal's synthetic
     data, which reuses the names 00, 01, ... with other frame counts, therefore falls back to the rule.
     """
     if dataset.kind == "nuscenes":
-        official = set(train_sequences("nuscenes"))
+        official = set(train_sequences("nuscenes")) | set(val_sequences("nuscenes"))
         return any(s.name in official for s in dataset.sequences)
     if dataset.kind == "semantickitti":
         train = [s for s in dataset.sequences if s.name in SEMANTICKITTI_TRAIN_FRAMES]

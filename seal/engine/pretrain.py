@@ -65,9 +65,13 @@ def _cosine(step: int, total: int, warmup: int) -> float:
 def pretrain(cfg: PretrainConfig, resume: Path | None = None) -> Path:
     """Run (or continue) a pretraining run; returns its run directory."""
     info = init_distributed(cfg.train.device)
+    threads = torch.get_num_threads()
+    if cfg.train.deterministic and info.device.type == "cpu":
+        torch.set_num_threads(1)  # spconv's CPU scatter sums in thread order: bitwise repeatable only on one thread
     try:
         return _pretrain(cfg, resume, info)
     finally:
+        torch.set_num_threads(threads)
         shutdown(info)
 
 

@@ -57,7 +57,7 @@ class TrainConfig:
     num_workers: int = 2
     amp: bool = True               # mixed precision on CUDA (ignored on CPU)
     seed: int = 0
-    deterministic: bool = False
+    deterministic: bool = False    # bitwise-repeatable runs (on CPU: single-threaded, slower)
     device: str = "auto"           # auto | cpu | cuda
     run_dir: str | None = None     # default runs/pretrain-<time>
     log_every: int = 10
