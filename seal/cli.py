@@ -129,6 +129,38 @@ def build_parser() -> argparse.ArgumentParser:
     pre.add_argument("--resume", type=Path, metavar="RUN", help="continue a run: its folder or a checkpoint file")
     _add_common(pre)
 
+    for mode, text in (("probe", "linear probing: a frozen backbone (BatchNorm in eval) and a new 1x1 classifier"),
+                       ("finetune", "few-shot fine-tuning of the whole network (CE + Lovász-softmax)")):
+        down = sub.add_parser(mode, help=text, description=text[0].upper() + text[1:] + ", from a `seal pretrain` "
+                              "backbone or random initialisation, on a --fraction of the labelled training set; "
+                              "then evaluated on the validation split (table + CSV/JSON in the run folder).")
+        _add_dataset(down)
+        down.add_argument("--pretrained", type=Path, help="backbone.pt of a pretraining run (default: random init)")
+        down.add_argument("--fraction", type=int, choices=[1, 5, 10, 25, 100],
+                          help="% of the labelled training set (committed split files; default split.fraction)")
+        _add_common(down)
+    ev = sub.add_parser("evaluate", help="per-class IoU / mIoU of a trained model, optionally under corruptions",
+                        description="Full-resolution predictions (voxel predictions mapped back to every point), one "
+                                    "confusion matrix over the split, per-class IoU and mIoU (console, CSV, JSON). "
+                                    "--robustness runs all 8 corruptions x 3 severities and reports mCE and mRR.")
+    ev.add_argument("checkpoint", type=Path, help="model.pt of `seal probe` / `seal finetune`")
+    _add_dataset(ev)
+    ev.add_argument("--split", choices=["val", "all"], default="val", help="frames to evaluate (default val)")
+    ev.add_argument("--robustness", action="store_true", help="evaluate under the eight corruptions too")
+    ev.add_argument("--baseline", type=Path, help="robustness baseline YAML (default: the paper's MinkUNet)")
+    ev.add_argument("--save-predictions", type=Path, metavar="DIR",
+                    help="write predictions in the dataset's format (SemanticKITTI .label / nuScenes lidarseg .bin)")
+    ev.add_argument("--out", type=Path, help="folder for the results (default: next to the checkpoint)")
+    _add_common(ev)
+
+    demo = sub.add_parser("demo", help="the whole pipeline on synthetic data, on a CPU, in minutes",
+                          description="Generate synthetic sequences, compute SLIC superpixels and superpoints, "
+                                      "pretrain (full Seal, and L_vfm only), linear-probe those and a randomly "
+                                      "initialised backbone on 2 seeds, then print the comparison table and write "
+                                      "pictures (predictions vs ground truth, feature similarity).")
+    demo.add_argument("--out", type=Path, default=Path("seal-demo"), help="output folder (default seal-demo)")
+    demo.add_argument("--quick", action="store_true", help="a much smaller run (a smoke test, not a result)")
+
     cor = sub.add_parser("corrupt", help="write a corrupted copy of a dataset (Robo3D corruptions)",
                          description="Apply one of the eight Robo3D corruptions (fog, wet_ground, snow, motion_blur, "
                                      "beam_missing, crosstalk, incomplete_echo, cross_sensor) at one severity and "
@@ -211,6 +243,8 @@ def _open(args: argparse.Namespace, cfg):
         options["version"] = cfg.data.version
     if cfg.data.sweeps:
         options["sweeps"] = True
+    if cfg.data.sequences is not None:
+        options["sequences"] = cfg.data.sequences
     return open_dataset(args.path, kind=kind, **options)
 
 
@@ -221,12 +255,34 @@ def _frame(dataset, index: int):
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from seal.demo import DemoPlan, run_demo
+
+        run_demo(args.out, DemoPlan.quick() if args.quick else DemoPlan())
+        return 0
     if args.command == "synth":
         from seal.synth import generate_dataset
 
         root = generate_dataset(args.out, sequences=args.sequences, frames=args.frames, seed=args.seed,
                                 cameras=args.cameras)
         print(f"wrote {args.sequences} x {args.frames} frames to {root}")
+        return 0
+    if args.command in ("probe", "finetune"):
+        from seal.config import load_config
+        from seal.downstream.config import DownstreamConfig
+        from seal.engine.downstream import run_downstream
+
+        extra = [f"data.path={args.path}"]
+        extra += [f"pretrained={args.pretrained}"] if args.pretrained else []
+        extra += [f"split.fraction={args.fraction}"] if args.fraction else []
+        extra += [f"data.kind={args.kind}"] if args.kind else []
+        cfg = load_config(DownstreamConfig, _preset(args.config), list(args.overrides) + extra)
+        run_downstream(cfg, args.command)
+        return 0
+    if args.command == "evaluate":
+        from seal.downstream.run_eval import run_evaluate
+
+        run_evaluate(args)
         return 0
     if args.command == "pretrain":
         from seal.engine.pretrain import pretrain, resolve_config

@@ -24,6 +24,7 @@ class DataConfig:
     label_map: str | None = None   # packaged name or YAML path (SemanticKITTI layout only)
     version: str | None = None     # nuScenes version folder, e.g. v1.0-trainval
     sweeps: bool = False           # nuScenes: every LiDAR sweep instead of keyframes only
+    sequences: list[str] | None = None  # keep only these sequences / scenes (e.g. pretrain on train only)
 
 
 @dataclass

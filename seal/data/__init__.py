@@ -27,13 +27,25 @@ def detect_kind(root: Path) -> str:
                     "object frames (velodyne/ + calib/, or NNNNNN.bin + NNNNNN_calib.txt); or pass kind=")
 
 
-def open_dataset(path: str | Path, kind: str | None = None, **options) -> Dataset:
+def open_dataset(path: str | Path, kind: str | None = None, sequences: list[str] | None = None,
+                 **options) -> Dataset:
     """Open a dataset folder; ``kind`` (one of `KINDS`) is detected from the layout when omitted.
 
-    Options go to the reader: ``label_map`` and ``sequences`` (SemanticKITTI layout), ``version`` and
-    ``sweeps`` (nuScenes).
+    ``sequences`` keeps only the named sequences (scenes), whatever the layout. Other options go to the
+    reader: ``label_map`` (SemanticKITTI layout), ``version`` and ``sweeps`` (nuScenes).
     """
-    root = Path(path).expanduser()
+    dataset = _open(Path(path).expanduser(), kind, **options)
+    if sequences is not None:
+        wanted = {str(s) for s in sequences}
+        kept = [s for s in dataset.sequences if s.name in wanted]
+        if not kept:
+            raise DataError(dataset.root, f"has none of the sequences {sorted(wanted)[:5]}",
+                            f"it has {[s.name for s in dataset.sequences][:10]}")
+        dataset.sequences = kept
+    return dataset
+
+
+def _open(root: Path, kind: str | None, **options) -> Dataset:
     if not root.is_dir():
         raise DataError(root, "dataset folder not found")
     kind = kind or detect_kind(root)

@@ -48,8 +48,7 @@ def is_kitti_object(root: Path) -> bool:
 LABEL_MAP_FILE = "label_map.yaml"
 
 
-def open_semantickitti(root: Path, label_map: str | Path | None = None,
-                       sequences: list[str] | None = None) -> Dataset:
+def open_semantickitti(root: Path, label_map: str | Path | None = None) -> Dataset:
     """Open every sequence (or the named ones) under ``root/sequences``.
 
     The label map is, in order: the one named, ``ROOT/label_map.yaml`` when the dataset carries its own (seal
@@ -59,11 +58,6 @@ def open_semantickitti(root: Path, label_map: str | Path | None = None,
         label_map = root / LABEL_MAP_FILE if (root / LABEL_MAP_FILE).is_file() else "semantickitti"
     lmap = load_label_map(label_map)
     seq_dirs = sorted(p.parent for p in (root / "sequences").glob("*/velodyne") if p.is_dir())
-    if sequences is not None:
-        wanted = {str(s).zfill(2) for s in sequences}
-        seq_dirs = [d for d in seq_dirs if d.name in wanted]
-        if not seq_dirs:
-            raise DataError(root, f"has none of the sequences {sorted(wanted)}")
     seqs = [_open_sequence(d, lmap) for d in seq_dirs]
     return Dataset(root=root, kind="semantickitti", sequences=seqs, label_map=lmap)
 

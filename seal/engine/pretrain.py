@@ -226,6 +226,8 @@ def _reader_options(cfg: PretrainConfig) -> dict:
         options["version"] = cfg.data.version
     if cfg.data.sweeps:
         options["sweeps"] = True
+    if cfg.data.sequences is not None:
+        options["sequences"] = cfg.data.sequences
     return options
 
 

@@ -1,0 +1,157 @@
+"""`seal demo`: the whole pipeline on built-in synthetic sequences, on a CPU, in minutes.
+
+generate -> SLIC superpixels -> superpoints -> pretrain (full Seal, and L_vfm only) -> linear probe (also from
+random initialisation) -> evaluate, on several seeds; then a comparison table and pictures.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from seal.atomic import write_text_atomic
+from seal.config import load_config
+
+SETTINGS = {  # name -> pretraining loss weights (None = no pretraining)
+    "random init": None,
+    "L_vfm only": {"vfm": 1.0, "tmp": 0.0, "p2s": 0.0},
+    "Seal (L_vfm + L_tmp + L_p2s)": {"vfm": 1.0, "tmp": 1.0, "p2s": 1.0},
+}
+
+
+@dataclass
+class DemoPlan:
+    """Sizes of the demo; `quick` shrinks everything for tests."""
+
+    sequences: int = 5             # the last one is the validation sequence
+    frames: int = 16
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    pretrain_epochs: int = 4
+    probe_epochs: int = 30
+    data_seed: int = 100
+
+    @classmethod
+    def quick(cls) -> DemoPlan:
+        return cls(sequences=3, frames=5, seeds=[0, 1], pretrain_epochs=1, probe_epochs=3)
+
+
+def _preset(name: str) -> Path:
+    return Path(str(resources.files("seal") / "configs" / name))
+
+
+def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True) -> dict:
+    """Run the demo into ``out``; returns the results (also written to ``out/demo_results.json``)."""
+    from seal.downstream.config import DownstreamConfig
+    from seal.engine.downstream import run_downstream
+    from seal.engine.pretrain import pretrain
+    from seal.pretrain.config import PretrainConfig
+    from seal.synth import generate_dataset
+
+    plan = plan or DemoPlan()
+    start = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    data = generate_dataset(out / "data", sequences=plan.sequences, frames=plan.frames, seed=plan.data_seed,
+                            cameras=1, progress=progress)
+    names = [f"{i:02d}" for i in range(plan.sequences)]
+    train, val = names[:-1], names[-1:]
+    seq_list = "[" + ",".join(f'"{n}"' for n in train) + "]"
+    val_list = "[" + ",".join(f'"{n}"' for n in val) + "]"
+    results: dict[str, dict[int, float]] = {name: {} for name in SETTINGS}
+    runs: dict[str, dict[int, Path]] = {name: {} for name in SETTINGS}
+    for seed in plan.seeds:
+        for setting, weights in SETTINGS.items():
+            backbone = None
+            if weights is not None:
+                tag = "seal" if weights["tmp"] else "vfm"
+                cfg = load_config(PretrainConfig, _preset("pretrain_tiny.yaml"), [
+                    f"data.path={data}", f"data.sequences={seq_list}", f"train.seed={seed}",
+                    f"optim.epochs={plan.pretrain_epochs}", f"train.run_dir={out / 'runs' / f'pretrain-{tag}-s{seed}'}",
+                    *(f"loss.{k}={v}" for k, v in weights.items())])
+                backbone = pretrain(cfg) / "backbone.pt"
+            tag = {"random init": "random", "L_vfm only": "vfm"}.get(setting, "seal")
+            cfg = load_config(DownstreamConfig, _preset("downstream_tiny.yaml"), [
+                f"data.path={data}", f"split.train_sequences={seq_list}", f"split.val_sequences={val_list}",
+                f"train.seed={seed}", f"optim.epochs={plan.probe_epochs}",
+                f"train.run_dir={out / 'runs' / f'probe-{tag}-s{seed}'}"]
+                + ([f"pretrained={backbone}"] if backbone else []))
+            run = run_downstream(cfg, "probe", progress=progress)
+            results[setting][seed] = json.loads((run / "summary.json").read_text())["miou"]
+            runs[setting][seed] = run
+    summary = _summarise(results, plan, time.perf_counter() - start)
+    pictures = _pictures(out, data, runs, val[0])
+    summary["pictures"] = [str(p) for p in pictures]
+    write_text_atomic(out / "demo_results.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out / "demo_results.md", _markdown(summary) + "\n")
+    _render(summary)
+    return summary
+
+
+def _summarise(results: dict[str, dict[int, float]], plan: DemoPlan, seconds: float) -> dict:
+    rows = []
+    for setting, by_seed in results.items():
+        values = np.array([100 * by_seed[s] for s in plan.seeds])
+        rows.append({"setting": setting, "miou_by_seed": {str(s): round(float(v), 2) for s, v in zip(plan.seeds, values,
+                                                                                                      strict=True)},
+                     "mean": round(float(values.mean()), 2), "std": round(float(values.std(ddof=0)), 2)})
+    return {"rows": rows, "seeds": plan.seeds, "seconds": round(seconds, 1),
+            "protocol": f"linear probe ({plan.probe_epochs} epochs) on {plan.sequences - 1} synthetic sequences x "
+                        f"{plan.frames} frames, evaluated on 1 held-out sequence; pretraining {plan.pretrain_epochs} "
+                        "epochs with the tiny preset (random ViT teacher)"}
+
+
+def _markdown(summary: dict) -> str:
+    seeds = summary["seeds"]
+    lines = ["| setting | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std |",
+             "|---|" + "---|" * len(seeds) + "---|"]
+    for row in summary["rows"]:
+        lines.append(f"| {row['setting']} | " + " | ".join(f"{row['miou_by_seed'][str(s)]:.1f}" for s in seeds)
+                     + f" | {row['mean']:.1f} ± {row['std']:.1f} |")
+    return "\n".join(lines) + f"\n\nmIoU % on the validation sequence; {summary['protocol']}; {summary['seconds']} s."
+
+
+def _render(summary: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    seeds = summary["seeds"]
+    table = Table(title="seal demo: linear-probe mIoU % on held-out synthetic data", title_justify="left")
+    table.add_column("setting")
+    for s in seeds:
+        table.add_column(f"seed {s}", justify="right")
+    table.add_column("mean ± std", justify="right")
+    for row in summary["rows"]:
+        table.add_row(row["setting"], *(f"{row['miou_by_seed'][str(s)]:.1f}" for s in seeds),
+                      f"{row['mean']:.1f} ± {row['std']:.1f}")
+    console = Console()
+    console.print(table)
+    console.print(f"{summary['protocol']}; {summary['seconds']} s in total")
+    for picture in summary.get("pictures", []):
+        console.print(f"picture: {picture}")
+
+
+def _pictures(out: Path, data: Path, runs: dict[str, dict[int, Path]], val_sequence: str) -> list[Path]:
+    """Predictions of the best Seal probe vs ground truth, and feature similarity maps of the three backbones."""
+    from seal.data import open_dataset
+    from seal.downstream.model import load_model
+    from seal.downstream.show import show_predictions, show_similarity
+    from seal.pretrain.data import VoxelSpec
+
+    dataset = open_dataset(data, sequences=[val_sequence])
+    frame = dataset[len(dataset) // 2]
+    seal_runs = runs["Seal (L_vfm + L_tmp + L_p2s)"]
+    best = max(seal_runs, key=lambda s: json.loads((seal_runs[s] / "summary.json").read_text())["miou"])
+    model, meta = load_model(seal_runs[best] / "model.pt")
+    voxel = VoxelSpec(**meta["voxel"])
+    pictures = [show_predictions(model, frame, dataset.label_map, voxel, out / "predictions.png")]
+    backbones = {setting: load_model(by_seed[best] / "model.pt")[0].backbone for setting, by_seed in runs.items()}
+    names = dataset.label_map.class_names
+    car = np.flatnonzero(frame.labels == names.index("car") + 1)
+    near = car[np.argsort(np.linalg.norm(frame.xyz[car], axis=1))] if car.size else np.arange(frame.num_points)
+    query = int(near[min(10, near.size - 1)])
+    pictures.append(show_similarity(backbones, frame, voxel, out / "similarity.png", query))
+    return pictures

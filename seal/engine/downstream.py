@@ -1,0 +1,171 @@
+"""`seal probe` and `seal finetune`: train a segmentation head (and, fine-tuning, the backbone) on a labelled
+split, then evaluate on the validation split. Single process; CPU or GPU."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from seal.config import dump_config
+from seal.data import open_dataset
+from seal.downstream.config import DownstreamConfig
+from seal.downstream.evaluate import evaluate_frames
+from seal.downstream.frames import LabelledFrames, collate_frames, split_indices, voxel_sample
+from seal.downstream.model import SegmentationModel, build_model, save_model
+from seal.downstream_losses import segmentation_loss
+from seal.engine.distributed import init_distributed
+from seal.engine.rundir import RunLogger, default_run_dir, write_run_files, write_summary
+from seal.errors import ConfigError
+from seal.evaluation import render_results, write_results
+from seal.pretrain.data import VoxelSpec
+
+MODES = ("probe", "finetune")
+
+
+def _reader_options(cfg: DownstreamConfig) -> dict:
+    options = {}
+    if cfg.data.label_map:
+        options["label_map"] = cfg.data.label_map
+    if cfg.data.version:
+        options["version"] = cfg.data.version
+    return options
+
+
+def run_downstream(cfg: DownstreamConfig, mode: str, progress: bool = True) -> Path:
+    """Train (probe: the classifier only; finetune: everything) and evaluate; returns the run directory."""
+    if mode not in MODES:
+        raise ConfigError(f"mode {mode!r}: choose probe or finetune")
+    if not cfg.data.path:
+        raise ConfigError("data.path is not set: give the dataset folder")
+    device = init_distributed(cfg.train.device).device
+    run_dir = Path(cfg.train.run_dir or default_run_dir(mode))
+    write_run_files(run_dir, mode, dump_config(cfg))
+    dataset = open_dataset(cfg.data.path, kind=cfg.data.kind, **_reader_options(cfg))
+    if not dataset.has_labels:
+        raise ConfigError(f"{dataset.root} has no labels: {mode} needs a labelled dataset")
+    train_idx, val_idx = split_indices(dataset, cfg.split)
+    torch.manual_seed(cfg.train.seed)
+    model, meta = build_model(cfg.pretrained, cfg.backbone, dataset.label_map.num_classes)
+    voxel = VoxelSpec(**meta.get("voxel", asdict(cfg.voxel)))
+    model.to(device)
+    logger = RunLogger(run_dir)
+    start = time.perf_counter()
+    if mode == "probe":
+        model.freeze_backbone()
+    if mode == "probe" and cfg.train.cache_features:
+        _train_probe_cached(model, dataset, train_idx, voxel, cfg, device, logger, progress)
+    else:
+        _train_loop(model, dataset, train_idx, voxel, cfg, mode, device, logger, progress)
+    train_seconds = time.perf_counter() - start
+    cm = evaluate_frames(model, dataset, val_idx, voxel, device, progress=progress)
+    names = list(dataset.label_map.class_names)
+    write_results(cm, names, run_dir, "val")
+    info = {"mode": mode, "pretrained": cfg.pretrained, "fraction": cfg.split.fraction, "voxel": asdict(voxel),
+            "label_map": dataset.label_map.name, "class_names": names}
+    save_model(run_dir / "model.pt", model, info)
+    logger.close()
+    summary = {**info, "train_frames": len(train_idx), "val_frames": len(val_idx), "miou": cm.miou(),
+               "train_seconds": round(train_seconds, 1)}
+    write_summary(run_dir, summary)
+    if progress:
+        render_results(cm, names, title=f"{mode} ({'pretrained' if cfg.pretrained else 'random init'}, "
+                                        f"{cfg.split.fraction}% of {len(train_idx)} frames) on val")
+        print(f"model: {run_dir / 'model.pt'}")
+    return run_dir
+
+
+def _cosine(step: int, total: int) -> float:
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, total))))
+
+
+@torch.no_grad()
+def _cached_features(model: SegmentationModel, dataset, indices, voxel, cfg, device, progress):
+    from tqdm import tqdm
+
+    rng = np.random.default_rng([cfg.train.seed, 11])
+    feats, labels = [], []
+    model.eval()
+    for index in tqdm(indices, desc="probe: features", unit="frame", disable=not progress, leave=False):
+        sample = voxel_sample(dataset[index], voxel)
+        coords = torch.from_numpy(np.column_stack([np.zeros(len(sample["coords"]), np.int32), sample["coords"]]))
+        voxel_feats = model.features(coords.to(device), torch.from_numpy(sample["feats"]).to(device), 1)
+        valid = np.flatnonzero(sample["labels"] > 0)
+        if valid.size > cfg.train.max_points_per_frame:
+            valid = rng.choice(valid, cfg.train.max_points_per_frame, replace=False)
+        point_voxel = torch.from_numpy(sample["inverse"][valid]).to(device)
+        feats.append(voxel_feats[point_voxel].cpu())
+        labels.append(torch.from_numpy(sample["labels"][valid]))
+    return feats, labels
+
+
+def _train_probe_cached(model, dataset, indices, voxel, cfg, device, logger, progress) -> None:
+    """Linear probing on features computed once (the frozen backbone's output never changes)."""
+    from tqdm import tqdm
+
+    feats, labels = _cached_features(model, dataset, indices, voxel, cfg, device, progress)
+    head = model.classifier
+    optim = torch.optim.SGD(head.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
+                            weight_decay=cfg.optim.weight_decay)
+    batches = max(1, math.ceil(len(feats) / cfg.optim.batch_size))
+    total = batches * cfg.optim.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: _cosine(s, total))
+    step = 0
+    bar = tqdm(total=total, desc="probe: train", unit="step", disable=not progress, dynamic_ncols=True, leave=False)
+    for epoch in range(cfg.optim.epochs):
+        order = np.random.default_rng([cfg.train.seed, epoch]).permutation(len(feats))
+        for b in range(batches):
+            chosen = order[b * cfg.optim.batch_size:(b + 1) * cfg.optim.batch_size]
+            x = torch.cat([feats[i] for i in chosen]).to(device)
+            y = torch.cat([labels[i] for i in chosen]).to(device)
+            loss = segmentation_loss(head(x), y, lovasz_weight=cfg.optim.lovasz_weight)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            sched.step()
+            step += 1
+            bar.update(1)
+            logger.log(step, {"loss/train": loss.item(), "lr": optim.param_groups[0]["lr"]})
+    bar.close()
+
+
+def _train_loop(model, dataset, indices, voxel, cfg, mode, device, logger, progress) -> None:
+    """Epochs over augmented voxelised frames; the loss is taken on every point (voxel logits mapped back)."""
+    from tqdm import tqdm
+
+    frames = LabelledFrames(dataset, indices, voxel, cfg.train.augment, cfg.train.seed)
+    if mode == "finetune":
+        groups = [{"params": model.backbone.parameters(), "lr": cfg.optim.lr},
+                  {"params": model.classifier.parameters(), "lr": cfg.optim.head_lr}]
+    else:
+        groups = [{"params": model.classifier.parameters(), "lr": cfg.optim.lr}]
+    optim = torch.optim.SGD(groups, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
+    batches = max(1, math.ceil(len(frames) / cfg.optim.batch_size))
+    total = batches * cfg.optim.epochs
+    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: _cosine(s, total))
+    bar = tqdm(total=total, desc=f"{mode}: train", unit="step", disable=not progress, dynamic_ncols=True)
+    step = 0
+    for epoch in range(cfg.optim.epochs):
+        frames.epoch = epoch
+        order = np.random.default_rng([cfg.train.seed, epoch]).permutation(len(frames)).tolist()
+        batch_lists = [order[b * cfg.optim.batch_size:(b + 1) * cfg.optim.batch_size] for b in range(batches)]
+        loader = torch.utils.data.DataLoader(frames, batch_sampler=batch_lists, collate_fn=collate_frames,
+                                             num_workers=cfg.train.num_workers)
+        model.train()
+        for batch in loader:
+            logits = model(batch["coords"].to(device), batch["feats"].to(device), batch["batch_size"])
+            loss = segmentation_loss(logits[batch["point_voxel"].to(device)], batch["labels"].to(device),
+                                     lovasz_weight=cfg.optim.lovasz_weight)
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            optim.step()
+            sched.step()
+            step += 1
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss.item():.3f}")
+            logger.log(step, {"loss/train": loss.item(), "lr": optim.param_groups[0]["lr"]})
+    bar.close()
