@@ -31,8 +31,8 @@ class DemoPlan:
     sequences: int = 5             # the last one is the validation sequence
     frames: int = 16
     seeds: list[int] = field(default_factory=lambda: [0, 1])
-    pretrain_epochs: int = 4
-    probe_epochs: int = 30
+    pretrain_epochs: int = 3
+    probe_epochs: int = 15
     data_seed: int = 100
 
     @classmethod

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,8 +26,9 @@ from seal.data.frame import Dataset, Frame, Sequence
 from seal.data.labelmap import load_label_map
 from seal.errors import ConfigError, SealError
 from seal.synth.lidar import LidarSpec
+from tests.conftest import SHARED_DATA  # noqa: E402
 
-NUSCENES = Path(__file__).resolve().parents[2] / "shared" / "data" / "nuscenes-keyframe"
+NUSCENES = SHARED_DATA / "nuscenes-keyframe"
 needs_nuscenes = pytest.mark.skipif(not NUSCENES.is_dir(), reason="nuScenes keyframe fixture not present")
 SPEC_BEAMS = {"light": 8, "moderate": 16, "heavy": 24}
 

@@ -40,6 +40,7 @@ class DownstreamTrain:
     augment: bool = True             # rotation + flips (finetune; a probe on cached features does not augment)
     cache_features: bool = True      # probe: run the frozen backbone once per frame, train the head on cached
     max_points_per_frame: int = 20000  # probe feature cache: points sampled per training frame
+    standardize_features: bool = False  # probe diagnostic: z-score features first (not the paper protocol)
     eval_every: int = 0              # epochs between evaluations on the val split (0 = only at the end)
 
 

@@ -55,8 +55,8 @@ def show_predictions(model: SegmentationModel, frame: Frame, label_map: LabelMap
     err_c = np.where(wrong[:, None], [0.85, 0.1, 0.1], [0.75, 0.75, 0.75])
     err_c[gt == 0] = [1.0, 1.0, 1.0]
     rows = 2 if frame.cameras else 1
-    fig = plt.figure(figsize=(18, 6.3 * rows), layout="constrained")
-    grid = fig.add_gridspec(rows, 3)
+    fig = plt.figure(figsize=(18, 6.3 + 3.8 * (rows - 1)), layout="constrained")
+    grid = fig.add_gridspec(rows, 3, height_ratios=[6.3, 3.8][:rows])
     valid = gt > 0
     accuracy = float((pred[valid] == gt[valid]).mean()) if valid.any() else float("nan")
     _bev(fig.add_subplot(grid[0, 0]), frame.xyz, gt_c, "ground truth", extent)
@@ -99,17 +99,22 @@ def show_similarity(backbones: dict[str, MinkUNet], frame: Frame, voxel: VoxelSp
     for ax, (name, backbone) in zip(axes[0], backbones.items(), strict=True):
         feats = point_features(backbone, frame, voxel)
         sim = feats @ feats[query]
+        # post-ReLU features make every cosine >= 0: stretch each panel's range so structure stays visible
+        low = float(np.percentile(sim, 2))
         order = np.argsort(sim)
         near = order[(np.abs(frame.xyz[order, 0]) < extent) & (np.abs(frame.xyz[order, 1]) < extent)]
-        sc = ax.scatter(frame.xyz[near, 0], frame.xyz[near, 1], c=sim[near], cmap="magma", vmin=-1, vmax=1, s=0.8,
-                        linewidths=0)
+        ax.scatter(frame.xyz[near, 0], frame.xyz[near, 1], c=(sim[near] - low) / max(1.0 - low, 1e-6),
+                   cmap="magma", vmin=0, vmax=1, s=0.8, linewidths=0)
         ax.scatter([frame.xyz[query, 0]], [frame.xyz[query, 1]], marker="*", s=300, c="cyan", edgecolors="black")
         ax.set_aspect("equal")
         ax.set_xlim(-extent, extent)
         ax.set_ylim(-extent, extent)
-        ax.set_title(name, fontsize=11)
+        ax.set_title(f"{name} (similarity {low:.2f} .. 1)", fontsize=11)
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.colorbar(sc, ax=axes[0].tolist(), shrink=0.8, label="cosine similarity to the query point")
+    from matplotlib.cm import ScalarMappable
+
+    fig.colorbar(ScalarMappable(cmap="magma"), ax=axes[0].tolist(), shrink=0.8,
+                 label="cosine similarity to the query point (each panel: its 2nd percentile .. 1)")
     fig.suptitle(f"{frame.id}: feature similarity to one query point")
     return save_figure(fig, out)

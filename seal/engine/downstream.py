@@ -109,6 +109,11 @@ def _train_probe_cached(model, dataset, indices, voxel, cfg, device, logger, pro
 
     feats, labels = _cached_features(model, dataset, indices, voxel, cfg, device, progress)
     head = model.classifier
+    mean, std = None, None
+    if cfg.train.standardize_features:  # train on z-scored features, then fold the affine map into the head
+        stacked = torch.cat(feats)
+        mean, std = stacked.mean(0), stacked.std(0).clamp_min(1e-12)
+        feats = [(f - mean) / std for f in feats]
     optim = torch.optim.SGD(head.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
                             weight_decay=cfg.optim.weight_decay)
     batches = max(1, math.ceil(len(feats) / cfg.optim.batch_size))
@@ -131,6 +136,10 @@ def _train_probe_cached(model, dataset, indices, voxel, cfg, device, logger, pro
             bar.update(1)
             logger.log(step, {"loss/train": loss.item(), "lr": optim.param_groups[0]["lr"]})
     bar.close()
+    if mean is not None:
+        with torch.no_grad():
+            head.weight.div_(std.to(device))
+            head.bias.sub_(head.weight @ mean.to(device))
 
 
 def _train_loop(model, dataset, indices, voxel, cfg, mode, device, logger, progress) -> None:

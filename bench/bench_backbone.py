@@ -1,0 +1,175 @@
+"""Benchmark the sparse 3D backbone and a Seal pretraining step; prints a table of medians.
+
+    python bench/bench_backbone.py [--repeats 5] [--device cpu|cuda]
+
+Backbone rows: forward+backward of MinkUNet (Res16UNet34C and the tiny preset) on a ~30k-voxel scan, with the
+FLOPs the sparse convolutions did (2 x Cin x Cout per input-output pair, backward counted as 2x forward) and the
+dense GEMM GFLOP/s of the same machine measured in the same run: their ratio is the figure we track.
+Pretraining rows: one optimiser step (teacher + student + the three losses) on a batch of synthetic frame pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, repeats: int, device: torch.device, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def gemm_gflops(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    seconds = timed(lambda: a @ b, repeats, device)
+    return 2 * n**3 / seconds / 1e9
+
+
+def conv_flops(model: torch.nn.Module, x) -> int:
+    """Forward FLOPs of every sparse convolution: 2 * Cin * Cout * (active input-output pairs)."""
+    from seal.models.sparse import spconv
+
+    sp = spconv()
+    counts = []
+
+    def hook(module, inputs, output):
+        key = module.indice_key
+        pairs = None
+        data = output.indice_dict.get(key) if key else None
+        if data is not None and hasattr(data, "indice_pair_num"):
+            pairs = int(data.indice_pair_num.sum())
+        if pairs is None or module.kernel_size == (1, 1, 1) or module.kernel_size == [1, 1, 1]:
+            pairs = int(output.features.shape[0]) if module.kernel_size in ((1, 1, 1), [1, 1, 1]) else pairs
+        counts.append(2 * module.in_channels * module.out_channels * (pairs or 0))
+
+    handles = [m.register_forward_hook(hook) for m in model.modules()
+               if isinstance(m, (sp.SubMConv3d, sp.SparseConv3d, sp.SparseInverseConv3d))]
+    with torch.no_grad():
+        model(x)
+    for h in handles:
+        h.remove()
+    return sum(counts)
+
+
+def backbone_rows(device: torch.device, repeats: int) -> list[tuple]:
+    from seal.data import open_dataset
+    from seal.geometry import voxelize
+    from seal.models.minkunet import BackboneConfig, MinkUNet
+    from seal.models.sparse import sparse_tensor
+    from seal.synth import generate_dataset
+
+    tmp = Path(tempfile.mkdtemp())
+    frame = open_dataset(generate_dataset(tmp / "s", sequences=1, frames=1, seed=0, azimuth_steps=3072,
+                                          progress=False))[0]
+    vox = voxelize(frame.xyz, 0.1, "cylindrical")
+    coords = torch.from_numpy(np.column_stack([np.zeros(vox.num_voxels, np.int32), vox.coords])).to(device)
+    feats = torch.from_numpy(vox.mean(frame.points[:, 3:4]).astype(np.float32)).to(device)
+    rows = []
+    presets = {"Res16UNet34C": BackboneConfig(),
+               "tiny preset": BackboneConfig(stem_channels=16, planes=[16, 32, 48, 64, 48, 32, 32, 32], layers=[1] * 8)}
+    for name, cfg in presets.items():
+        torch.manual_seed(0)
+        model = MinkUNet(cfg).to(device)
+
+        def step(model=model):
+            out = model(sparse_tensor(feats, coords, 1))
+            out.square().mean().backward()
+
+        seconds = timed(step, repeats, device)
+        flops = 3 * conv_flops(model, sparse_tensor(feats, coords, 1))
+        rows.append((f"backbone fwd+bwd, {name}", f"{frame.num_points:,} pts / {vox.num_voxels:,} voxels",
+                     seconds, frame.num_points / seconds, flops / seconds / 1e9))
+    return rows
+
+
+def pretrain_rows(device: torch.device, repeats: int) -> list[tuple]:
+    import warnings
+
+    from seal.config import load_config
+    from seal.data import open_dataset
+    from seal.models.teachers import build_image_backbone
+    from seal.pretrain.config import PretrainConfig
+    from seal.pretrain.data import PairSamples, VoxelSpec, collate_pairs
+    from seal.pretrain.model import SealStudent, batch_to, compute_losses
+    from seal.stages.cache import cache_root_for
+    from seal.superpixels import build_superpixelizer
+    from seal.superpixels.stage import run_superpixels, superpixel_cache
+    from seal.superpoints.stage import run_superpoints, superpoint_cache
+    from seal.synth import generate_dataset
+
+    tmp = Path(tempfile.mkdtemp())
+    data = generate_dataset(tmp / "s", sequences=1, frames=5, seed=1, cameras=1, progress=False)
+    tiny = Path(__file__).resolve().parents[1] / "seal" / "configs" / "pretrain_tiny.yaml"
+    rows = []
+    for name, path, batch in (("tiny preset", tiny, 2), ("paper model (Res16UNet34C, ResNet-50)", None, 2)):
+        cfg = load_config(PretrainConfig, path, [f"data.path={data}"])
+        dataset = open_dataset(data)
+        root = cache_root_for(dataset.root)
+        method = build_superpixelizer(cfg.superpixels)
+        run_superpixels(dataset, method, root, progress=False)
+        run_superpoints(dataset, cfg.superpoints, root, progress=False)
+        samples = PairSamples(dataset, superpixel_cache(root, method), superpoint_cache(root, cfg.superpoints), 1,
+                              cfg.augment, VoxelSpec(), seed=0)
+        b = batch_to(collate_pairs([samples[i] for i in range(batch)]), device)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            teacher = build_image_backbone(cfg.teacher.backbone, None, **cfg.teacher.model_kwargs).to(device)
+        student = SealStudent(cfg, teacher.out_channels).to(device)
+        optim = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
+
+        def step(student=student, teacher=teacher, cfg=cfg, b=b, optim=optim):
+            losses = compute_losses(student, teacher, b, cfg, torch.Generator().manual_seed(0))
+            optim.zero_grad()
+            losses["total"].backward()
+            optim.step()
+
+        seconds = timed(step, max(1, repeats // 2), device)
+        crop = "x".join(str(v) for v in cfg.augment.crop_size)
+        rows.append((f"pretraining step, {name}", f"{batch} pairs, {b['images'].shape[0]} images {crop}",
+                     seconds, b["num_points"] / seconds, None))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    from rich.console import Console
+    from rich.table import Table
+
+    gemm = gemm_gflops(device)
+    rows = backbone_rows(device, args.repeats) + pretrain_rows(device, args.repeats)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    table = Table(title=f"seal backbone benchmark on {name} (median of {args.repeats}); dense GEMM {gemm:,.1f} GFLOP/s",
+                  title_justify="left")
+    for col in ("what", "input", "ms", "points/s", "sparse-conv GFLOP/s", "of GEMM peak"):
+        table.add_column(col, justify="left" if col in ("what", "input") else "right")
+    for what, inp, seconds, rate, gflops in rows:
+        table.add_row(what, inp, f"{seconds * 1e3:,.0f}", f"{rate:,.0f}", "-" if gflops is None else f"{gflops:,.1f}",
+                      "-" if gflops is None else f"{100 * gflops / gemm:.1f}%")
+    Console(width=160).print(table)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,111 @@
+"""Downstream protocols on tiny synthetic data: splits, linear probe (frozen backbone), fine-tuning,
+evaluation at full resolution, predictions on disk, robustness."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seal.cli import main
+from seal.config import load_config
+from seal.data import open_dataset
+from seal.downstream.config import DownstreamConfig, SplitConfig
+from seal.downstream.frames import split_indices
+from seal.downstream.model import build_model, load_model
+from seal.engine.downstream import run_downstream
+
+TINY = Path(__file__).resolve().parents[1] / "seal" / "configs" / "downstream_tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    from seal.synth import generate_dataset
+
+    return generate_dataset(tmp_path_factory.mktemp("down") / "synth", sequences=3, frames=4, seed=5, cameras=1,
+                            image_width=160, azimuth_steps=720, progress=False)
+
+
+def _cfg(data: Path, run: Path, *extra: str) -> DownstreamConfig:
+    return load_config(DownstreamConfig, TINY, [f"data.path={data}", f"train.run_dir={run}",
+                                                 'split.train_sequences=["00","01"]', 'split.val_sequences=["02"]',
+                                                 "optim.epochs=3", "optim.batch_size=2", *extra])
+
+
+def test_split_follows_the_rule(data):
+    dataset = open_dataset(data)
+    train, val = split_indices(dataset, SplitConfig(fraction=25, train_sequences=["00", "01"], val_sequences=["02"]))
+    assert train == [0, 4]                        # every 4th of the 8 sorted training frames: 00/000000, 01/000000
+    assert val == [8, 9, 10, 11]
+    train, _ = split_indices(dataset, SplitConfig(fraction=100, train_sequences=["00", "01"], val_sequences=["02"]))
+    assert train == list(range(8))
+    from seal.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="split.train_sequences"):
+        split_indices(dataset, SplitConfig())
+
+
+def test_probe_keeps_the_backbone_frozen_and_evaluate_agrees(data, tmp_path, capsys):
+    run = run_downstream(_cfg(data, tmp_path / "probe"), "probe", progress=False)
+    summary = json.loads((run / "summary.json").read_text())
+    assert 0.0 <= summary["miou"] <= 1.0 and summary["train_frames"] == 8 and summary["val_frames"] == 4
+    model, meta = load_model(run / "model.pt")
+    torch.manual_seed(0)
+    fresh, _ = build_model(None, _cfg(data, tmp_path).backbone, 19)
+    trained = model.backbone.state_dict()
+    assert all(torch.equal(v, trained[k]) for k, v in fresh.backbone.state_dict().items())  # BN buffers too
+    assert not torch.equal(fresh.classifier.weight, model.classifier.weight)
+    preds = tmp_path / "preds"
+    assert main(["evaluate", str(run / "model.pt"), str(data), "--save-predictions", str(preds),
+                 "--out", str(tmp_path / "eval")]) == 0
+    result = json.loads((tmp_path / "eval" / "val.json").read_text())
+    assert result["miou"] == pytest.approx(100 * summary["miou"], abs=1e-3)   # the same confusion matrix
+    labels = sorted((preds / "sequences" / "02" / "predictions").glob("*.label"))
+    assert len(labels) == 4
+    frame = open_dataset(data)[8]
+    raw = np.fromfile(labels[0], dtype=np.uint32)
+    assert raw.shape[0] == frame.num_points
+    lut = open_dataset(data).label_map
+    assert (lut.to_train(raw) > 0).all()          # every written raw id maps back to a predicted class
+
+
+def test_finetune_trains_the_backbone(data, tmp_path):
+    run = run_downstream(_cfg(data, tmp_path / "ft", "optim.epochs=2", "optim.lr=0.05", "optim.head_lr=0.2"),
+                         "finetune", progress=False)
+    model, meta = load_model(run / "model.pt")
+    torch.manual_seed(0)
+    fresh, _ = build_model(None, _cfg(data, tmp_path).backbone, 19)
+    assert meta["mode"] == "finetune"
+    changed = [k for k, v in fresh.backbone.named_parameters() if not torch.equal(v, dict(
+        model.backbone.named_parameters())[k])]
+    assert len(changed) > 10
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2 * 4                 # header + 2 epochs x 4 batches of 2 frames
+
+
+def test_robustness_rows(data, tmp_path):
+    from seal.downstream.evaluate import evaluate_frames
+    from seal.downstream.run_eval import robustness
+    from seal.pretrain.data import VoxelSpec
+
+    run = run_downstream(_cfg(data, tmp_path / "rb", "optim.epochs=1"), "probe", progress=False)
+    model, meta = load_model(run / "model.pt")
+    dataset = open_dataset(data)
+    voxel = VoxelSpec(**meta["voxel"])
+    clean = evaluate_frames(model, dataset, [8], voxel, torch.device("cpu"), progress=False).miou()
+    rows = robustness(model, dataset, [8], voxel, torch.device("cpu"), clean, None, tmp_path / "out")
+    assert [r["corruption"] for r in rows][-1] == "mean" and len(rows) == 9
+    assert all(r["light"] is not None and r["rr"] is not None for r in rows[:-1])
+    assert rows[-1]["ce"] is not None and (tmp_path / "out" / "robustness.json").is_file()
+
+
+@pytest.mark.slow
+def test_quick_demo_runs_end_to_end(tmp_path):
+    from seal.demo import DemoPlan, run_demo
+
+    summary = run_demo(tmp_path / "demo", DemoPlan.quick(), progress=False)
+    assert [r["setting"] for r in summary["rows"]] == ["random init", "L_vfm only", "Seal (L_vfm + L_tmp + L_p2s)"]
+    assert (tmp_path / "demo" / "predictions.png").is_file() and (tmp_path / "demo" / "similarity.png").is_file()
