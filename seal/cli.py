@@ -233,19 +233,9 @@ def _run_stage(args: argparse.Namespace, cfg, dataset) -> int:
 
 
 def _open(args: argparse.Namespace, cfg):
-    from seal.data import open_dataset
+    from seal.data import open_configured
 
-    options = {}
-    kind = args.kind or cfg.data.kind
-    if cfg.data.label_map:
-        options["label_map"] = cfg.data.label_map
-    if cfg.data.version:
-        options["version"] = cfg.data.version
-    if cfg.data.sweeps:
-        options["sweeps"] = True
-    if cfg.data.sequences is not None:
-        options["sequences"] = cfg.data.sequences
-    return open_dataset(args.path, kind=kind, **options)
+    return open_configured(cfg.data, args.path, args.kind)
 
 
 def _frame(dataset, index: int):

@@ -64,5 +64,14 @@ def _open(root: Path, kind: str | None, **options) -> Dataset:
     raise DataError(root, f"unknown dataset kind {kind!r}", f"choose one of {', '.join(KINDS)}")
 
 
+def open_configured(data, path: str | Path | None = None, kind: str | None = None) -> Dataset:
+    """Open the dataset a `seal.config.DataConfig` describes (``path``/``kind`` override its fields)."""
+    options = {"label_map": data.label_map, "version": data.version, "sequences": data.sequences}
+    options = {k: v for k, v in options.items() if v is not None}
+    if data.sweeps:
+        options["sweeps"] = True
+    return open_dataset(path or data.path, kind=kind or data.kind, **options)
+
+
 __all__ = ["Camera", "Dataset", "Frame", "Sequence", "LabelMap", "load_label_map", "open_dataset",
-           "detect_kind", "KINDS"]
+           "detect_kind", "KINDS", "open_configured"]

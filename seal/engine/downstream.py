@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from seal.config import dump_config
-from seal.data import open_dataset
+from seal.data import open_configured
 from seal.downstream.config import DownstreamConfig
 from seal.downstream.evaluate import evaluate_frames
 from seal.downstream.frames import LabelledFrames, collate_frames, split_indices, voxel_sample
@@ -27,15 +27,6 @@ from seal.pretrain.data import VoxelSpec
 MODES = ("probe", "finetune")
 
 
-def _reader_options(cfg: DownstreamConfig) -> dict:
-    options = {}
-    if cfg.data.label_map:
-        options["label_map"] = cfg.data.label_map
-    if cfg.data.version:
-        options["version"] = cfg.data.version
-    return options
-
-
 def run_downstream(cfg: DownstreamConfig, mode: str, progress: bool = True) -> Path:
     """Train (probe: the classifier only; finetune: everything) and evaluate; returns the run directory."""
     if mode not in MODES:
@@ -45,7 +36,7 @@ def run_downstream(cfg: DownstreamConfig, mode: str, progress: bool = True) -> P
     device = init_distributed(cfg.train.device).device
     run_dir = Path(cfg.train.run_dir or default_run_dir(mode))
     write_run_files(run_dir, mode, dump_config(cfg))
-    dataset = open_dataset(cfg.data.path, kind=cfg.data.kind, **_reader_options(cfg))
+    dataset = open_configured(cfg.data)
     if not dataset.has_labels:
         raise ConfigError(f"{dataset.root} has no labels: {mode} needs a labelled dataset")
     train_idx, val_idx = split_indices(dataset, cfg.split)
@@ -81,6 +72,18 @@ def run_downstream(cfg: DownstreamConfig, mode: str, progress: bool = True) -> P
 
 def _cosine(step: int, total: int) -> float:
     return 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, total))))
+
+
+def _sgd_step(loss: torch.Tensor, optim, sched, step: int, bar, logger: RunLogger) -> int:
+    """One optimiser + scheduler step; progress and metrics; returns the new step count."""
+    optim.zero_grad(set_to_none=True)
+    loss.backward()
+    optim.step()
+    sched.step()
+    bar.update(1)
+    bar.set_postfix(loss=f"{loss.item():.3f}")
+    logger.log(step + 1, {"loss/train": loss.item(), "lr": optim.param_groups[0]["lr"]})
+    return step + 1
 
 
 @torch.no_grad()
@@ -128,13 +131,7 @@ def _train_probe_cached(model, dataset, indices, voxel, cfg, device, logger, pro
             x = torch.cat([feats[i] for i in chosen]).to(device)
             y = torch.cat([labels[i] for i in chosen]).to(device)
             loss = segmentation_loss(head(x), y, lovasz_weight=cfg.optim.lovasz_weight)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            sched.step()
-            step += 1
-            bar.update(1)
-            logger.log(step, {"loss/train": loss.item(), "lr": optim.param_groups[0]["lr"]})
+            step = _sgd_step(loss, optim, sched, step, bar, logger)
     bar.close()
     if mean is not None:
         with torch.no_grad():
@@ -169,12 +166,5 @@ def _train_loop(model, dataset, indices, voxel, cfg, mode, device, logger, progr
             logits = model(batch["coords"].to(device), batch["feats"].to(device), batch["batch_size"])
             loss = segmentation_loss(logits[batch["point_voxel"].to(device)], batch["labels"].to(device),
                                      lovasz_weight=cfg.optim.lovasz_weight)
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            sched.step()
-            step += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss.item():.3f}")
-            logger.log(step, {"loss/train": loss.item(), "lr": optim.param_groups[0]["lr"]})
+            step = _sgd_step(loss, optim, sched, step, bar, logger)
     bar.close()

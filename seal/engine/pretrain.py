@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from seal.config import dump_config, load_config
-from seal.data import open_dataset
+from seal.data import open_configured
 from seal.engine.checkpoint import load_checkpoint, prune_checkpoints, rng_state, save_checkpoint, set_rng_state
 from seal.engine.distributed import DistInfo, barrier, init_distributed, mean_over_ranks, shutdown
 from seal.engine.rundir import RunLogger, default_run_dir, write_run_files, write_summary
@@ -86,7 +86,7 @@ def _pretrain(cfg: PretrainConfig, resume: Path | None, info: DistInfo) -> Path:
         cfg.train.run_dir or default_run_dir("pretrain"))
     if info.is_main:
         write_run_files(run_dir, "pretrain", dump_config(cfg))
-    dataset = open_dataset(cfg.data.path, kind=cfg.data.kind, **_reader_options(cfg))
+    dataset = open_configured(cfg.data)
     sp_cache, st_cache = _prepare_caches(cfg, dataset, cache_root_for(dataset.root, cfg.cache.root), info)
     samples = PairSamples(dataset, sp_cache, st_cache, cfg.superpoints.gap, cfg.augment,
                           VoxelSpec(**asdict(cfg.voxel)), cfg.projection.min_depth, cfg.train.seed)
@@ -216,19 +216,6 @@ def _pretrain(cfg: PretrainConfig, resume: Path | None, info: DistInfo) -> Path:
         write_summary(run_dir, summary)
         _render_summary(summary)
     return run_dir
-
-
-def _reader_options(cfg: PretrainConfig) -> dict:
-    options = {}
-    if cfg.data.label_map:
-        options["label_map"] = cfg.data.label_map
-    if cfg.data.version:
-        options["version"] = cfg.data.version
-    if cfg.data.sweeps:
-        options["sweeps"] = True
-    if cfg.data.sequences is not None:
-        options["sequences"] = cfg.data.sequences
-    return options
 
 
 def _announce(cfg, teacher, student, samples, schedule, info, lr, run_dir, global_step) -> None:

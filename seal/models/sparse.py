@@ -47,7 +47,10 @@ def sparse_tensor(features: torch.Tensor, coords: torch.Tensor, batch_size: int,
     """A sparse tensor from voxel features [M, C] and int coords [M, 4] = (batch, x, y, z), coords >= 0."""
     sp = spconv()
     if spatial_shape is None:
-        spatial_shape = (coords[:, 1:].max(dim=0).values + 1).tolist() if coords.shape[0] else [1, 1, 1]
+        extent = (coords[:, 1:].max(dim=0).values + 1).tolist() if coords.shape[0] else [1, 1, 1]
+        # a multiple of 16 (at least 16) per axis: four 2x2x2 stride-2 levels never shrink an axis to zero,
+        # even for a scan that is flat or nearly empty (e.g. after a heavy corruption)
+        spatial_shape = [max(16, -(-int(e) // 16) * 16) for e in extent]
     return sp.SparseConvTensor(features, coords.int(), spatial_shape, batch_size)
 
 
