@@ -181,18 +181,19 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _preset(path: Path | None) -> Path | None:
-    """``--config tiny`` names a packaged preset (seal/configs/pretrain_tiny.yaml); anything else is a path."""
+def _preset(path: Path | None, family: str = "pretrain") -> Path | None:
+    """``--config tiny`` names a packaged preset (seal/configs/<family>_tiny.yaml, family = pretrain for
+    `seal pretrain`, downstream for probe/finetune); anything else is a path."""
     if path is None or path.suffix in (".yaml", ".yml") or path.exists():
         return path
     from importlib import resources
 
-    for name in (f"{path}.yaml", f"pretrain_{path}.yaml"):
+    for name in (f"{family}_{path}.yaml", f"{path}.yaml"):
         candidate = resources.files("seal") / "configs" / name
         if candidate.is_file():
             return Path(str(candidate))
-    raise SealError(f"--config {path}: no such file, and no packaged preset of that name (tiny, nuscenes, "
-                    "semantickitti)")
+    raise SealError(f"--config {path}: no such file, and no packaged {family} preset of that name (pretrain: "
+                    "tiny, nuscenes, semantickitti; downstream: tiny)")
 
 
 def _config(args: argparse.Namespace):
@@ -266,7 +267,7 @@ def run(args: argparse.Namespace) -> int:
         extra += [f"pretrained={args.pretrained}"] if args.pretrained else []
         extra += [f"split.fraction={args.fraction}"] if args.fraction else []
         extra += [f"data.kind={args.kind}"] if args.kind else []
-        cfg = load_config(DownstreamConfig, _preset(args.config), list(args.overrides) + extra)
+        cfg = load_config(DownstreamConfig, _preset(args.config, "downstream"), list(args.overrides) + extra)
         run_downstream(cfg, args.command)
         return 0
     if args.command == "evaluate":

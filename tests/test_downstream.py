@@ -109,3 +109,28 @@ def test_quick_demo_runs_end_to_end(tmp_path):
     summary = run_demo(tmp_path / "demo", DemoPlan.quick(), progress=False)
     assert [r["setting"] for r in summary["rows"]] == ["random init", "L_vfm only", "Seal (L_vfm + L_tmp + L_p2s)"]
     assert (tmp_path / "demo" / "predictions.png").is_file() and (tmp_path / "demo" / "similarity.png").is_file()
+
+
+def test_nuscenes_predictions_are_written_as_lidarseg(nuscenes_root, tmp_path):
+    from seal.downstream.evaluate import evaluate_frames
+    from seal.downstream.model import SegmentationModel
+    from seal.models.minkunet import BackboneConfig, MinkUNet
+    from seal.pretrain.data import VoxelSpec
+
+    dataset = open_dataset(nuscenes_root)
+    torch.manual_seed(0)
+    model = SegmentationModel(MinkUNet(BackboneConfig(stem_channels=8, planes=[8] * 8, layers=[1] * 8)), 16)
+    cm = evaluate_frames(model, dataset, [0], VoxelSpec(), torch.device("cpu"), predictions_dir=tmp_path,
+                         progress=False)
+    assert cm.total == 0                           # the keyframe has no lidarseg labels: nothing to score
+    token = dataset.sequences[0].frame_names[0]
+    raw = np.fromfile(tmp_path / "lidarseg" / f"{token}_lidarseg.bin", dtype=np.uint8)
+    assert raw.shape[0] == dataset[0].num_points
+    assert (dataset.label_map.to_train(raw) > 0).all()   # raw lidarseg indices of predicted classes
+
+
+def test_probe_preset_name_resolves_to_the_downstream_family():
+    from seal.cli import _preset
+
+    assert _preset(Path("tiny"), "downstream").name == "downstream_tiny.yaml"
+    assert _preset(Path("tiny")).name == "pretrain_tiny.yaml"
