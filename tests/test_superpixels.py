@@ -110,3 +110,19 @@ def test_failed_item_is_reported_and_the_job_goes_on(synthetic_root, tmp_path):
         run_superpixels(dataset, method, tmp_path / "cache2", fail_fast=True, progress=False)
     leftovers = [p for p in (tmp_path / "cache").rglob("*") if p.name.startswith(".")]
     assert leftovers == []
+
+
+def test_read_only_dataset_caches_under_home(tmp_path, monkeypatch):
+    from seal.stages.cache import cache_root_for
+
+    data = tmp_path / "data"
+    data.mkdir()
+    assert cache_root_for(data) == data / "seal_cache"
+    data.chmod(0o555)                             # read-only, as shared datasets are (even for root)
+    monkeypatch.setenv("SEAL_CACHE_HOME", str(tmp_path / "home"))
+    try:
+        root = cache_root_for(data)
+        assert root.parent == tmp_path / "home" and root.name.startswith("data-")
+        assert cache_root_for(data, tmp_path / "explicit") == tmp_path / "explicit"
+    finally:
+        data.chmod(0o755)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +25,21 @@ def cache_root_for(dataset_root: Path, override: str | Path | None = None) -> Pa
     if override:
         return Path(override).expanduser()
     beside = dataset_root / "seal_cache"
-    if os.access(dataset_root, os.W_OK) or (beside.is_dir() and os.access(beside, os.W_OK)):
+    if beside.is_dir() and _writable(beside) or _writable(dataset_root):
         return beside
     digest = hashlib.sha1(str(dataset_root.resolve()).encode()).hexdigest()[:8]
     base = Path(os.environ.get("SEAL_CACHE_HOME", Path.home() / ".cache" / "seal"))
     return base / f"{dataset_root.resolve().name}-{digest}"
+
+
+def _writable(folder: Path) -> bool:
+    """Writable for us *and* not marked read-only: root passes os.access everywhere, but a folder with no write
+    bit (shared or archived datasets) should not be written into even by root."""
+    try:
+        mode = folder.stat().st_mode
+    except OSError:
+        return False
+    return os.access(folder, os.W_OK) and bool(mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
 
 
 class StageCache:
