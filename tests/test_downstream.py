@@ -21,6 +21,16 @@ from seal.engine.downstream import run_downstream
 TINY = Path(__file__).resolve().parents[1] / "seal" / "configs" / "downstream_tiny.yaml"
 
 
+@pytest.fixture(autouse=True)
+def single_thread():
+    """spconv's CPU scatter sums in thread order; with one thread, two evaluations of a model agree point for
+    point (the comparisons below are exact up to rounding, not statistical)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     from seal.synth import generate_dataset
@@ -134,3 +144,25 @@ def test_probe_preset_name_resolves_to_the_downstream_family():
 
     assert _preset(Path("tiny"), "downstream").name == "downstream_tiny.yaml"
     assert _preset(Path("tiny")).name == "pretrain_tiny.yaml"
+
+
+@pytest.mark.parametrize("mode,extra", [("finetune", []), ("probe", ["train.standardize_features=true"])])
+def test_torchrun_two_processes(data, tmp_path, mode, extra):
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / mode
+    overrides = [f"train.run_dir={run}", 'split.train_sequences=["00","01"]', 'split.val_sequences=["02"]',
+                 "optim.epochs=1", "optim.batch_size=2", *extra]
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                             "29531" if mode == "probe" else "29532", "-m", "seal", mode, str(data), "--config",
+                             str(TINY), *overrides], capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["processes"] == 2 and summary["val_frames"] == 4
+    # the rank-summed confusion matrix equals a single-process evaluation of the saved model
+    assert main(["evaluate", str(run / "model.pt"), str(data), "--out", str(tmp_path / "eval")]) == 0
+    single = json.loads((tmp_path / "eval" / "val.json").read_text())["miou"]
+    assert single == pytest.approx(100 * summary["miou"], abs=1e-3)
