@@ -106,14 +106,11 @@ def pretrain_rows(device: torch.device, repeats: int) -> list[tuple]:
 
     from seal.config import load_config
     from seal.data import open_dataset
+    from seal.engine.pretrain import pair_samples
     from seal.models.teachers import build_image_backbone
     from seal.pretrain.config import PretrainConfig
-    from seal.pretrain.data import PairSamples, VoxelSpec, collate_pairs
+    from seal.pretrain.data import collate_pairs
     from seal.pretrain.model import SealStudent, batch_to, compute_losses
-    from seal.stages.cache import cache_root_for
-    from seal.superpixels import build_superpixelizer
-    from seal.superpixels.stage import run_superpixels, superpixel_cache
-    from seal.superpoints.stage import run_superpoints, superpoint_cache
     from seal.synth import generate_dataset
 
     tmp = Path(tempfile.mkdtemp())
@@ -122,13 +119,7 @@ def pretrain_rows(device: torch.device, repeats: int) -> list[tuple]:
     rows = []
     for name, path, batch in (("tiny preset", tiny, 2), ("paper model (Res16UNet34C, ResNet-50)", None, 2)):
         cfg = load_config(PretrainConfig, path, [f"data.path={data}"])
-        dataset = open_dataset(data)
-        root = cache_root_for(dataset.root)
-        method = build_superpixelizer(cfg.superpixels)
-        run_superpixels(dataset, method, root, progress=False)
-        run_superpoints(dataset, cfg.superpoints, root, progress=False)
-        samples = PairSamples(dataset, superpixel_cache(root, method), superpoint_cache(root, cfg.superpoints), 1,
-                              cfg.augment, VoxelSpec(), seed=0)
+        samples = pair_samples(cfg, open_dataset(data))
         b = batch_to(collate_pairs([samples[i] for i in range(batch)]), device)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -138,20 +138,28 @@ def vfm_loss(
         raise ValueError(f"vfm_loss: pairing_point indexes outside [0, {point_features.shape[0]})")
 
     pair_ok = pairing_superpixel >= 0
-    pix_ok = pixel_superpixel >= 0
-    sp_pair = pairing_superpixel[pair_ok].long()
-    sp_pix = pixel_superpixel[pix_ok].long()
-    if sp_pair.numel() == 0 or sp_pix.numel() == 0:
+    if not pair_ok.any() or not (pixel_superpixel >= 0).any():
         return _zero(point_features, pixel_features)
-    # Compact the (possibly sparse, per-image offset) ids to 0..S-1 jointly for both sides.
-    uniq, inverse = torch.unique(torch.cat([sp_pair, sp_pix]), return_inverse=True)
+    return _pooled_nce(point_features[pairing_point[pair_ok].long()], pairing_superpixel[pair_ok], pixel_features,
+                       pixel_superpixel, tau, normalize_pooled)
+
+
+def _pooled_nce(queries: Tensor, query_ids: Tensor, keys: Tensor, key_ids: Tensor, tau: float,
+                normalize_pooled: bool) -> Tensor:
+    """InfoNCE between per-id means of two sides, over the ids both sides have (ids < 0 ignored).
+
+    Ids (possibly sparse, offset per image or sample) are compacted to 0..S-1 jointly for both sides.
+    """
+    ok_q, ok_k = query_ids >= 0, key_ids >= 0
+    ids_q, ids_k = query_ids[ok_q].long(), key_ids[ok_k].long()
+    if ids_q.numel() == 0 or ids_k.numel() == 0:
+        return _zero(queries, keys)
+    uniq, inverse = torch.unique(torch.cat([ids_q, ids_k]), return_inverse=True)
     num = uniq.numel()
-    k, k_count = segment_mean(point_features[pairing_point[pair_ok].long()], inverse[: sp_pair.numel()], num)
-    q, q_count = segment_mean(pixel_features[pix_ok], inverse[sp_pair.numel() :], num)
-    keep = (k_count > 0) & (q_count > 0)
-    k = _maybe_normalize(k[keep], normalize_pooled)
-    q = _maybe_normalize(q[keep], normalize_pooled)
-    return info_nce(k, q, tau)
+    q, q_count = segment_mean(queries[ok_q], inverse[: ids_q.numel()], num)
+    k, k_count = segment_mean(keys[ok_k], inverse[ids_q.numel():], num)
+    keep = (q_count > 0) & (k_count > 0)
+    return info_nce(_maybe_normalize(q[keep], normalize_pooled), _maybe_normalize(k[keep], normalize_pooled), tau)
 
 
 def temporal_loss(
@@ -177,18 +185,7 @@ def temporal_loss(
         raise ValueError(
             f"temporal_loss: frame t has {features_t.shape[1]} channels, frame t+n {features_n.shape[1]}"
         )
-    ok_t = segments_t >= 0
-    ok_n = segments_n >= 0
-    ids_t = segments_t[ok_t].long()
-    ids_n = segments_n[ok_n].long()
-    if ids_t.numel() == 0 or ids_n.numel() == 0:
-        return _zero(features_t, features_n)
-    uniq, inverse = torch.unique(torch.cat([ids_t, ids_n]), return_inverse=True)
-    num = uniq.numel()
-    f_t, c_t = segment_mean(features_t[ok_t], inverse[: ids_t.numel()], num)
-    f_n, c_n = segment_mean(features_n[ok_n], inverse[ids_t.numel() :], num)
-    keep = (c_t > 0) & (c_n > 0)
-    return info_nce(_maybe_normalize(f_t[keep], normalize_pooled), _maybe_normalize(f_n[keep], normalize_pooled), tau)
+    return _pooled_nce(features_t, segments_t, features_n, segments_n, tau, normalize_pooled)
 
 
 def point_to_segment_loss(

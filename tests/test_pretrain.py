@@ -47,25 +47,13 @@ def _params(run: Path) -> dict[str, torch.Tensor]:
 
 def test_teacher_never_changes_during_a_step(tiny_data, tmp_path):
     from seal.data import open_dataset
+    from seal.engine.pretrain import pair_samples
     from seal.models.teachers import build_image_backbone
-    from seal.pretrain.data import PairSamples, VoxelSpec, collate_pairs
+    from seal.pretrain.data import collate_pairs
     from seal.pretrain.model import SealStudent, compute_losses
-    from seal.stages.cache import cache_root_for
-    from seal.superpixels import build_superpixelizer
-    from seal.superpixels.stage import run_superpixels
-    from seal.superpoints.stage import run_superpoints
 
     cfg = _cfg(tiny_data, tmp_path / "run")
-    dataset = open_dataset(tiny_data)
-    root = cache_root_for(dataset.root)
-    method = build_superpixelizer(cfg.superpixels)
-    run_superpixels(dataset, method, root, progress=False)
-    run_superpoints(dataset, cfg.superpoints, root, progress=False)
-    from seal.superpixels.stage import superpixel_cache
-    from seal.superpoints.stage import superpoint_cache
-
-    samples = PairSamples(dataset, superpixel_cache(root, method), superpoint_cache(root, cfg.superpoints), 1,
-                          cfg.augment, VoxelSpec(), seed=0)
+    samples = pair_samples(cfg, open_dataset(tiny_data))
     batch = collate_pairs([samples[0], samples[1]])
     torch.manual_seed(0)
     with pytest.warns(UserWarning, match="RANDOM"):

@@ -42,17 +42,23 @@ def resolve_config(config_path: Path | None, overrides: list[str], resume: Path 
     return load_config(PretrainConfig, config_path, overrides)
 
 
-def _prepare_caches(cfg: PretrainConfig, dataset, cache_root: Path, info: DistInfo) -> tuple:
-    """Superpixels and superpoints for every pair, computed now where missing (split across ranks)."""
+def pair_samples(cfg: PretrainConfig, dataset, info: DistInfo | None = None, progress: bool = False
+                 ) -> PairSamples:
+    """The run's frame-pair samples; missing superpixels and superpoints are computed first (split across ranks,
+    then a barrier), so every sample can be read from the caches."""
+    info = info or DistInfo()
+    cache_root = cache_root_for(dataset.root, cfg.cache.root)
     method = build_superpixelizer(cfg.superpixels)
-    sp_report = run_superpixels(dataset, method, cache_root, shard=(info.rank, info.world), progress=info.is_main)
-    st_report = run_superpoints(dataset, cfg.superpoints, cache_root, shard=(info.rank, info.world),
-                                progress=info.is_main)
+    shard = (info.rank, info.world)
+    sp_report = run_superpixels(dataset, method, cache_root, shard=shard, progress=progress)
+    st_report = run_superpoints(dataset, cfg.superpoints, cache_root, shard=shard, progress=progress)
     barrier(info)
     failed = sp_report.failed + [f for f in st_report.failed if "no ego poses" not in f[1]]
     if failed:
         raise ConfigError(f"{len(failed)} cache items failed, first: {failed[0][0]}: {failed[0][1]}")
-    return superpixel_cache(cache_root, method), superpoint_cache(cache_root, cfg.superpoints)
+    return PairSamples(dataset, superpixel_cache(cache_root, method), superpoint_cache(cache_root, cfg.superpoints),
+                       cfg.superpoints.gap, cfg.augment, VoxelSpec(**asdict(cfg.voxel)), cfg.projection.min_depth,
+                       cfg.train.seed)
 
 
 def _cosine(step: int, total: int, warmup: int) -> float:
@@ -86,10 +92,7 @@ def _pretrain(cfg: PretrainConfig, resume: Path | None, info: DistInfo) -> Path:
         cfg.train.run_dir or default_run_dir("pretrain"))
     if info.is_main:
         write_run_files(run_dir, "pretrain", dump_config(cfg))
-    dataset = open_configured(cfg.data)
-    sp_cache, st_cache = _prepare_caches(cfg, dataset, cache_root_for(dataset.root, cfg.cache.root), info)
-    samples = PairSamples(dataset, sp_cache, st_cache, cfg.superpoints.gap, cfg.augment,
-                          VoxelSpec(**asdict(cfg.voxel)), cfg.projection.min_depth, cfg.train.seed)
+    samples = pair_samples(cfg, open_configured(cfg.data), info, progress=info.is_main)
     schedule = StepSchedule(len(samples), cfg.train.batch_size, info.world, cfg.train.accumulate, cfg.train.seed)
     if schedule.steps_per_epoch == 0:
         raise ConfigError(f"{len(samples)} frame pairs cannot fill one step of batch_size {cfg.train.batch_size} x "
