@@ -71,9 +71,10 @@ def conv_flops(model: torch.nn.Module, x) -> int:
 
 
 def backbone_rows(device: torch.device, repeats: int) -> list[tuple]:
+    from seal.core.config import BackboneConfig
     from seal.data import open_dataset
     from seal.geometry import voxelize
-    from seal.models.minkunet import BackboneConfig, MinkUNet
+    from seal.models.minkunet import MinkUNet
     from seal.models.sparse import sparse_tensor
     from seal.synth import generate_dataset
 
@@ -104,13 +105,13 @@ def backbone_rows(device: torch.device, repeats: int) -> list[tuple]:
 def pretrain_rows(device: torch.device, repeats: int) -> list[tuple]:
     import warnings
 
-    from seal.config import load_config
+    from seal.core.schemas import PretrainSchema as PretrainConfig
+    from seal.core.settings import load_config
     from seal.data import open_dataset
     from seal.engine.pretrain import pair_samples
+    from seal.models.student import SealStudent, batch_to, compute_losses
     from seal.models.teachers import build_image_backbone
-    from seal.pretrain.config import PretrainConfig
-    from seal.pretrain.data import collate_pairs
-    from seal.pretrain.model import SealStudent, batch_to, compute_losses
+    from seal.samples.pairs import collate_pairs
     from seal.synth import generate_dataset
 
     tmp = Path(tempfile.mkdtemp())

@@ -37,7 +37,7 @@ def main() -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from seal.config import SuperpointConfig
+    from seal.core.config import SuperpointConfig
     from seal.data import open_dataset
     from seal.geometry.ground import ground_mask
     from seal.geometry.segments import cluster_pair, relative_transform

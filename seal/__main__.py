@@ -2,6 +2,6 @@
 
 import sys
 
-from seal.cli import main
+from seal.cli.main import main
 
 sys.exit(main())

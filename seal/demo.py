@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from seal.atomic import write_text_atomic
-from seal.config import load_config
+from seal.core.atomic import write_text_atomic
+from seal.core.schemas import DownstreamSchema, PretrainSchema
+from seal.core.settings import load_config
 
 SETTINGS = {  # name -> pretraining loss weights (None = no pretraining)
     "random init": None,
@@ -46,10 +47,8 @@ def _preset(name: str) -> Path:
 
 def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True) -> dict:
     """Run the demo into ``out``; returns the results (also written to ``out/demo_results.json``)."""
-    from seal.downstream.config import DownstreamConfig
     from seal.engine.downstream import run_downstream
     from seal.engine.pretrain import pretrain
-    from seal.pretrain.config import PretrainConfig
     from seal.synth import generate_dataset
 
     plan = plan or DemoPlan()
@@ -68,17 +67,17 @@ def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True) -> 
             backbone = None
             if weights is not None:
                 tag = "seal" if weights["tmp"] else "vfm"
-                cfg = load_config(PretrainConfig, _preset("pretrain_tiny.yaml"), [
+                cfg = load_config(PretrainSchema, _preset("pretrain_tiny.yaml"), [
                     f"data.path={data}", f"data.sequences={seq_list}", f"train.seed={seed}",
                     f"optim.epochs={plan.pretrain_epochs}", f"train.run_dir={out / 'runs' / f'pretrain-{tag}-s{seed}'}",
                     *(f"loss.{k}={v}" for k, v in weights.items())])
                 backbone = pretrain(cfg) / "backbone.pt"
             tag = {"random init": "random", "L_vfm only": "vfm"}.get(setting, "seal")
-            cfg = load_config(DownstreamConfig, _preset("downstream_tiny.yaml"), [
+            cfg = load_config(DownstreamSchema, _preset("downstream_tiny.yaml"), [
                 f"data.path={data}", f"split.train_sequences={seq_list}", f"split.val_sequences={val_list}",
                 f"train.seed={seed}", f"optim.epochs={plan.probe_epochs}",
                 f"train.run_dir={out / 'runs' / f'probe-{tag}-s{seed}'}"]
-                + ([f"pretrained={backbone}"] if backbone else []))
+                + ([f"model.pretrained={backbone}"] if backbone else []))
             run = run_downstream(cfg, "probe", progress=progress)
             results[setting][seed] = json.loads((run / "summary.json").read_text())["miou"]
             runs[setting][seed] = run
@@ -136,17 +135,17 @@ def _render(summary: dict) -> None:
 
 def _pictures(out: Path, data: Path, runs: dict[str, dict[int, Path]], val_sequence: str) -> list[Path]:
     """Predictions of the best Seal probe vs ground truth, and feature similarity maps of the three backbones."""
+    from seal.core.config import VoxelConfig
     from seal.data import open_dataset
-    from seal.downstream.model import load_model
-    from seal.downstream.show import show_predictions, show_similarity
-    from seal.pretrain.data import VoxelSpec
+    from seal.models.segmentation import load_model
+    from seal.viz.predictions import show_predictions, show_similarity
 
     dataset = open_dataset(data, sequences=[val_sequence])
     frame = dataset[len(dataset) // 2]
     seal_runs = runs["Seal (L_vfm + L_tmp + L_p2s)"]
     best = max(seal_runs, key=lambda s: json.loads((seal_runs[s] / "summary.json").read_text())["miou"])
     model, meta = load_model(seal_runs[best] / "model.pt")
-    voxel = VoxelSpec(**meta["voxel"])
+    voxel = VoxelConfig(**meta["voxel"])
     pictures = [show_predictions(model, frame, dataset.label_map, voxel, out / "predictions.png")]
     backbones = {setting: load_model(by_seed[best] / "model.pt")[0].backbone for setting, by_seed in runs.items()}
     names = dataset.label_map.class_names

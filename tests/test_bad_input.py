@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from seal.cli import main
+from seal.core.errors import DataError
 from seal.data import open_dataset
-from seal.errors import DataError
 from tests.test_readers import write_sequence
 
 

@@ -8,6 +8,9 @@ import json
 import numpy as np
 import pytest
 
+from seal.core.errors import ConfigError, SealError
+from seal.core.frame import Dataset, Frame, Sequence
+from seal.core.labelmap import load_label_map
 from seal.data import open_dataset
 from seal.data.corruptions import (
     CORRUPTIONS,
@@ -22,9 +25,6 @@ from seal.data.corruptions import (
     estimate_rings,
     label_map_yaml,
 )
-from seal.data.frame import Dataset, Frame, Sequence
-from seal.data.labelmap import load_label_map
-from seal.errors import ConfigError, SealError
 from seal.synth.lidar import LidarSpec
 from tests.conftest import SHARED_DATA  # noqa: E402
 
@@ -74,7 +74,7 @@ def assert_rows_kept(before: Frame, after: Frame, origin: np.ndarray) -> None:
 
 
 def test_registry_covers_eight_corruptions_three_severities():
-    from seal import evaluation
+    from seal.evaluation import metrics as evaluation
 
     assert len(CORRUPTIONS) == 8 and set(CORRUPTIONS) == set(evaluation.CORRUPTIONS)
     assert SEVERITIES == ("light", "moderate", "heavy")
@@ -266,7 +266,7 @@ def test_wet_ground_changes_only_ground(frame, synth):
 
 
 def test_wet_ground_without_labels_uses_a_plane_fit(frame, synth):
-    from seal.config import GroundConfig
+    from seal.core.config import GroundConfig
     from seal.geometry.ground import ground_mask
 
     bare = dataclasses.replace(frame, labels=None, raw_labels=None, instances=None)

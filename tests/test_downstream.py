@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from seal.cli import main
-from seal.config import load_config
+from seal.core.config import SplitConfig
+from seal.core.schemas import DownstreamSchema as DownstreamConfig
+from seal.core.settings import load_config
 from seal.data import open_dataset
-from seal.downstream.config import DownstreamConfig, SplitConfig
-from seal.downstream.frames import split_indices
-from seal.downstream.model import build_model, load_model
 from seal.engine.downstream import run_downstream
+from seal.models.segmentation import build_model, load_model
+from seal.samples.frames import split_indices
 
 TINY = Path(__file__).resolve().parents[1] / "seal" / "configs" / "downstream_tiny.yaml"
 
@@ -42,7 +43,7 @@ def data(tmp_path_factory) -> Path:
 def _cfg(data: Path, run: Path, *extra: str) -> DownstreamConfig:
     return load_config(DownstreamConfig, TINY, [f"data.path={data}", f"train.run_dir={run}",
                                                  'split.train_sequences=["00","01"]', 'split.val_sequences=["02"]',
-                                                 "optim.epochs=3", "optim.batch_size=2", *extra])
+                                                 "optim.epochs=3", "train.batch_size=2", *extra])
 
 
 def test_split_follows_the_rule(data):
@@ -52,7 +53,7 @@ def test_split_follows_the_rule(data):
     assert val == [8, 9, 10, 11]
     train, _ = split_indices(dataset, SplitConfig(fraction=100, train_sequences=["00", "01"], val_sequences=["02"]))
     assert train == list(range(8))
-    from seal.errors import ConfigError
+    from seal.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="split.train_sequences"):
         split_indices(dataset, SplitConfig())
@@ -64,7 +65,7 @@ def test_probe_keeps_the_backbone_frozen_and_evaluate_agrees(data, tmp_path, cap
     assert 0.0 <= summary["miou"] <= 1.0 and summary["train_frames"] == 8 and summary["val_frames"] == 4
     model, meta = load_model(run / "model.pt")
     torch.manual_seed(0)
-    fresh, _ = build_model(None, _cfg(data, tmp_path).backbone, 19)
+    fresh, _ = build_model(None, _cfg(data, tmp_path).model.backbone, 19)
     trained = model.backbone.state_dict()
     assert all(torch.equal(v, trained[k]) for k, v in fresh.backbone.state_dict().items())  # BN buffers too
     assert not torch.equal(fresh.classifier.weight, model.classifier.weight)
@@ -83,11 +84,12 @@ def test_probe_keeps_the_backbone_frozen_and_evaluate_agrees(data, tmp_path, cap
 
 
 def test_finetune_trains_the_backbone(data, tmp_path):
-    run = run_downstream(_cfg(data, tmp_path / "ft", "optim.epochs=2", "optim.lr=0.05", "optim.head_lr=0.2"),
+    run = run_downstream(_cfg(data, tmp_path / "ft", "optim.epochs=2", "optim.lr=0.05", "optim.head_lr=0.2",
+                              "train.log_every=1"),
                          "finetune", progress=False)
     model, meta = load_model(run / "model.pt")
     torch.manual_seed(0)
-    fresh, _ = build_model(None, _cfg(data, tmp_path).backbone, 19)
+    fresh, _ = build_model(None, _cfg(data, tmp_path).model.backbone, 19)
     assert meta["mode"] == "finetune"
     changed = [k for k, v in fresh.backbone.named_parameters() if not torch.equal(v, dict(
         model.backbone.named_parameters())[k])]
@@ -97,9 +99,9 @@ def test_finetune_trains_the_backbone(data, tmp_path):
 
 
 def test_robustness_rows(data, tmp_path):
-    from seal.downstream.evaluate import evaluate_frames
-    from seal.downstream.run_eval import robustness
-    from seal.pretrain.data import VoxelSpec
+    from seal.core.config import VoxelConfig as VoxelSpec
+    from seal.engine.evaluate import evaluate_frames
+    from seal.engine.robustness import robustness
 
     run = run_downstream(_cfg(data, tmp_path / "rb", "optim.epochs=1"), "probe", progress=False)
     model, meta = load_model(run / "model.pt")
@@ -122,10 +124,11 @@ def test_quick_demo_runs_end_to_end(tmp_path):
 
 
 def test_nuscenes_predictions_are_written_as_lidarseg(nuscenes_root, tmp_path):
-    from seal.downstream.evaluate import evaluate_frames
-    from seal.downstream.model import SegmentationModel
-    from seal.models.minkunet import BackboneConfig, MinkUNet
-    from seal.pretrain.data import VoxelSpec
+    from seal.core.config import BackboneConfig
+    from seal.core.config import VoxelConfig as VoxelSpec
+    from seal.engine.evaluate import evaluate_frames
+    from seal.models.minkunet import MinkUNet
+    from seal.models.segmentation import SegmentationModel
 
     dataset = open_dataset(nuscenes_root)
     torch.manual_seed(0)
@@ -140,13 +143,13 @@ def test_nuscenes_predictions_are_written_as_lidarseg(nuscenes_root, tmp_path):
 
 
 def test_probe_preset_name_resolves_to_the_downstream_family():
-    from seal.cli import _preset
+    from seal.core.settings import resolve_preset
 
-    assert _preset(Path("tiny"), "downstream").name == "downstream_tiny.yaml"
-    assert _preset(Path("tiny")).name == "pretrain_tiny.yaml"
+    assert resolve_preset("tiny", ("downstream", "pretrain")).name == "downstream_tiny.yaml"
+    assert resolve_preset("tiny", ("pretrain", "downstream")).name == "pretrain_tiny.yaml"
 
 
-@pytest.mark.parametrize("mode,extra", [("finetune", []), ("probe", ["train.standardize_features=true"])])
+@pytest.mark.parametrize("mode,extra", [("finetune", []), ("probe", ["downstream.standardize_features=true"])])
 def test_torchrun_two_processes(data, tmp_path, mode, extra):
     import os
     import subprocess
@@ -154,7 +157,7 @@ def test_torchrun_two_processes(data, tmp_path, mode, extra):
 
     run = tmp_path / mode
     overrides = [f"train.run_dir={run}", 'split.train_sequences=["00","01"]', 'split.val_sequences=["02"]',
-                 "optim.epochs=1", "optim.batch_size=2", *extra]
+                 "optim.epochs=1", "train.batch_size=2", *extra]
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
                              "29531" if mode == "probe" else "29532", "-m", "seal", mode, str(data), "--config",
                              str(TINY), *overrides], capture_output=True, text=True, timeout=600,

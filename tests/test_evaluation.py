@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from seal.downstream_losses import lovasz_softmax, segmentation_loss
-from seal.errors import DataError
-from seal.evaluation import (
+from seal.core.errors import DataError
+from seal.evaluation.metrics import (
     CORRUPTIONS,
     ConfusionMatrix,
     corruption_error,
@@ -26,6 +25,7 @@ from seal.evaluation import (
     robustness_table,
     write_results,
 )
+from seal.losses.segmentation import lovasz_softmax, segmentation_loss
 
 # ----------------------------------------------------------------------------------------------- confusion matrix
 

@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 
+from seal.core.errors import ConfigError
+from seal.core.projection import pair_points, project_to_camera
+from seal.core.voxelize import quantize, voxelize
 from seal.data import open_dataset
-from seal.errors import ConfigError
-from seal.geometry import pair_points, project_to_camera, voxelize
-from seal.geometry.voxelize import quantize
 
 
 @pytest.fixture(scope="module")

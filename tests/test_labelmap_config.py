@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seal.config import SealConfig, load_config
+from seal.core.errors import ConfigError, DataError
+from seal.core.schemas import PretrainSchema as SealConfig
+from seal.core.settings import load_config
 from seal.data import load_label_map
-from seal.errors import ConfigError, DataError
 
 KITTI_19 = ["car", "bicycle", "motorcycle", "truck", "other-vehicle", "person", "bicyclist", "motorcyclist",
             "road", "parking", "sidewalk", "other-ground", "building", "fence", "vegetation", "trunk", "terrain",

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from seal.losses import (
-    SealLossWeights,
+from seal.core.batch import PairBatch
+from seal.core.config import LossConfig
+from seal.losses.distill import (
     info_nce,
     point_to_segment_loss,
     seal_loss,
@@ -314,12 +315,24 @@ def test_validation_errors() -> None:
         info_nce(torch.randn(3, 4), torch.randn(4, 4), TAU)
 
 
+def _pair_batch(pf, pp, ps, xs, ft, st, fn, sn) -> tuple[torch.Tensor, PairBatch]:
+    """The loose test tensors as one PairBatch: voxels are [pf; ft; fn], frames t and t+n index into them."""
+    voxels = torch.cat([pf, ft, fn])
+    n_p, n_t = pf.shape[0], ft.shape[0]
+    empty = torch.zeros(0, dtype=torch.long)
+    batch = PairBatch(coords=empty, feats=empty, batch_size=2, point_voxel_t=torch.arange(n_p, n_p + n_t),
+                      point_voxel_n=torch.arange(n_p + n_t, voxels.shape[0]), segments_t=st, segments_n=sn,
+                      images=empty, pixel_superpixel=xs, pair_voxel=pp, pair_superpixel=ps, num_points=0)
+    return voxels, batch
+
+
 def test_seal_loss_is_weighted_sum() -> None:
     torch.manual_seed(9)
     pf, pp, ps, xf, xs = make_vfm_batch()
     ft, st, fn, sn = make_temporal_batch()
-    w = SealLossWeights(vfm=1.0, tmp=0.5, p2s=2.0)
-    out = seal_loss(pf, pp, ps, xf, xs, ft, st, fn, sn, w, max_points=None)
+    voxels, batch = _pair_batch(pf, pp, ps, xs, ft, st, fn, sn)
+    w = LossConfig(vfm=1.0, tmp=0.5, p2s=2.0, tau=TAU, p2s_max_points=10**9)
+    out = seal_loss(voxels, xf, batch, w)
     assert set(out) == {"total", "vfm", "tmp", "p2s"}
     torch.testing.assert_close(out["vfm"], vfm_loss(pf, pp, ps, xf, xs))
     torch.testing.assert_close(out["tmp"], temporal_loss(ft, st, fn, sn))
@@ -327,8 +340,17 @@ def test_seal_loss_is_weighted_sum() -> None:
     torch.testing.assert_close(out["p2s"], p2s)
     torch.testing.assert_close(out["total"], out["vfm"] + 0.5 * out["tmp"] + 2.0 * p2s)
     assert all(math.isfinite(v.item()) for v in out.values())
-    only_vfm = seal_loss(pf, pp, ps, xf, xs)
-    torch.testing.assert_close(only_vfm["total"], only_vfm["vfm"])
-    only_vfm["total"].backward()
-    with pytest.raises(ValueError, match="all of"):
-        seal_loss(pf, pp, ps, xf, xs, features_t=ft)
+
+
+def test_a_switched_off_term_is_an_attached_zero() -> None:
+    """Weight 0 skips a term but keeps every input in the graph (DDP must see each parameter used)."""
+    torch.manual_seed(10)
+    pf, pp, ps, xf, xs = make_vfm_batch()
+    ft, st, fn, sn = make_temporal_batch()
+    voxels, batch = _pair_batch(pf, pp, ps, xs, ft, st, fn, sn)
+    xf = xf.detach().requires_grad_(True)
+    out = seal_loss(voxels, xf, batch, LossConfig(vfm=0.0, tmp=1.0, p2s=0.0, tau=TAU))
+    assert out["vfm"].item() == 0.0 and out["p2s"].item() == 0.0
+    torch.testing.assert_close(out["total"], out["tmp"])
+    out["total"].backward()
+    assert xf.grad is not None and torch.count_nonzero(xf.grad) == 0

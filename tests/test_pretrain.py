@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from seal.config import load_config
+from seal.core.schemas import PretrainSchema as PretrainConfig
+from seal.core.settings import load_config
 from seal.engine.pretrain import pretrain
 from seal.models.export import load_backbone
-from seal.pretrain.config import PretrainConfig
 
 TINY = Path(__file__).resolve().parents[1] / "seal" / "configs" / "pretrain_tiny.yaml"
 FAST = ["augment.crop_size=[56,104]", "augment.min_pairings_per_image=32", "train.batch_size=2",
@@ -47,23 +47,21 @@ def _params(run: Path) -> dict[str, torch.Tensor]:
 
 def test_teacher_never_changes_during_a_step(tiny_data, tmp_path):
     from seal.data import open_dataset
-    from seal.engine.pretrain import pair_samples
-    from seal.models.teachers import build_image_backbone
-    from seal.pretrain.data import collate_pairs
-    from seal.pretrain.model import SealStudent, compute_losses
+    from seal.engine.distributed import DistInfo
+    from seal.engine.pretrain import PretrainTask, pair_samples
+    from seal.samples.pairs import collate_pairs
 
     cfg = _cfg(tiny_data, tmp_path / "run")
     samples = pair_samples(cfg, open_dataset(tiny_data))
     batch = collate_pairs([samples[0], samples[1]])
-    torch.manual_seed(0)
     with pytest.warns(UserWarning, match="RANDOM"):
-        teacher = build_image_backbone(cfg.teacher.backbone, None, **cfg.teacher.model_kwargs)
-    student = SealStudent(cfg, teacher.out_channels)
+        task = PretrainTask(cfg, samples, DistInfo())
+    teacher, student = task.teacher, task.student
     before = {k: v.clone() for k, v in teacher.state_dict().items()}
     head_before = student.head2d.proj.weight.detach().clone()
     optimizer = torch.optim.SGD(student.parameters(), lr=0.05, momentum=0.9)
     for _ in range(2):
-        losses = compute_losses(student, teacher, batch, cfg, torch.Generator().manual_seed(0))
+        losses = task.loss(student, batch, torch.Generator().manual_seed(0))
         optimizer.zero_grad()
         losses["total"].backward()
         optimizer.step()

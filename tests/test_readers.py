@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from seal.core.errors import DataError
+from seal.core.io import read_kitti_calib
 from seal.data import open_dataset
-from seal.data.io import read_kitti_calib
-from seal.errors import DataError
 
 
 def test_nuscenes_keyframe_loads_through_official_layout(nuscenes_root):

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from seal.data.frame import Dataset, Sequence
-from seal.data.labelmap import load_label_map
+from seal.core.errors import ConfigError, DataError
+from seal.core.frame import Dataset, Sequence
+from seal.core.labelmap import load_label_map
 from seal.data.splits import (
     SEMANTICKITTI_TRAIN_FRAMES,
     is_official,
@@ -17,7 +18,6 @@ from seal.data.splits import (
     train_sequences,
     val_sequences,
 )
-from seal.errors import ConfigError, DataError
 
 STEPS = {1: 100, 5: 20, 10: 10, 25: 4, 100: 1}
 

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from seal.errors import ConfigError, DataError
+from seal.core.errors import ConfigError, DataError
 from seal.superpixels.base import NONE, finalize
 
 torch = pytest.importorskip("torch")

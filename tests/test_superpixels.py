@@ -8,9 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from seal.config import SlicConfig, SuperpixelConfig
+from seal.core.config import SlicConfig, SuperpixelConfig
+from seal.core.errors import ConfigError
 from seal.data import open_dataset
-from seal.errors import ConfigError
 from seal.superpixels import NONE, build_superpixelizer, finalize, load_segments, paint_masks, save_segments
 from seal.superpixels.stage import run_superpixels, superpixel_cache, superpixel_path
 
@@ -104,7 +104,7 @@ def test_failed_item_is_reported_and_the_job_goes_on(synthetic_root, tmp_path):
     report = run_superpixels(dataset, method, tmp_path / "cache", progress=False)
     assert len(report.failed) == 1 and "00/000001" in report.failed[0][0] and str(broken) in report.failed[0][1]
     assert report.done == 2 * 2 * 4 - 2  # both cameras of the broken frame are left for a re-run
-    from seal.errors import DataError
+    from seal.core.errors import DataError
 
     with pytest.raises(DataError):
         run_superpixels(dataset, method, tmp_path / "cache2", fail_fast=True, progress=False)

@@ -7,7 +7,7 @@ import filecmp
 import numpy as np
 import pytest
 
-from seal.config import GroundConfig, SuperpointConfig
+from seal.core.config import GroundConfig, SuperpointConfig
 from seal.data import open_dataset
 from seal.geometry.ground import ground_mask
 from seal.geometry.segments import GROUND, IGNORE, cluster_pair, relative_transform

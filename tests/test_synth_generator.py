@@ -10,7 +10,7 @@ from PIL import Image
 from scipy.linalg import rq
 from scipy.spatial import cKDTree
 
-from seal.errors import SealError
+from seal.core.errors import SealError
 from seal.synth import generate_dataset
 from seal.synth.generate import SequenceGenerator
 

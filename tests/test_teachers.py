@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from seal.errors import ConfigError, SealError
+from seal.core.errors import ConfigError, SealError
 from seal.models.teachers import (
     FrozenImageBackbone,
     ImageHead,

@@ -4,24 +4,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from seal.data.frame import Camera, Dataset, Frame, Sequence
-from seal.data.labelmap import LabelMap, load_label_map
-from seal.errors import DataError
+from seal.core.errors import DataError
+from seal.core.frame import Camera, Dataset, Frame, Sequence
+from seal.core.labelmap import LabelMap, load_label_map
 
 KINDS = ("semantickitti", "nuscenes", "kitti-object")
 
 
-def detect_kind(root: Path) -> str:
-    """Which layout a folder holds; a clear error if none."""
-    from seal.data.nuscenes import is_nuscenes
-    from seal.data.semantickitti import is_kitti_object, is_semantickitti
+def get_format(kind: str, root: Path | None = None):
+    """The `DatasetFormat` of ``kind``; a clear error naming the choices otherwise."""
+    from seal.data.formats import FORMATS
 
-    if is_nuscenes(root):
-        return "nuscenes"
-    if is_semantickitti(root):
-        return "semantickitti"
-    if is_kitti_object(root):
-        return "kitti-object"
+    if kind not in FORMATS:
+        raise DataError(root or Path("."), f"unknown dataset kind {kind!r}", f"choose one of {', '.join(FORMATS)}")
+    return FORMATS[kind]
+
+
+def detect_kind(root: Path) -> str:
+    """Which layout a folder holds (formats are tried in order: nuScenes, SemanticKITTI, KITTI object)."""
+    from seal.data.formats import FORMATS
+
+    for name, fmt in FORMATS.items():
+        if fmt.detect(root):
+            return name
     raise DataError(root, "is not a dataset layout seal knows",
                     "expected sequences/NN/velodyne/ (SemanticKITTI), v1.0-*/ tables (nuScenes), or KITTI "
                     "object frames (velodyne/ + calib/, or NNNNNN.bin + NNNNNN_calib.txt); or pass kind=")
@@ -34,7 +39,12 @@ def open_dataset(path: str | Path, kind: str | None = None, sequences: list[str]
     ``sequences`` keeps only the named sequences (scenes), whatever the layout. Other options go to the
     reader: ``label_map`` (SemanticKITTI layout), ``version`` and ``sweeps`` (nuScenes).
     """
-    dataset = _open(Path(path).expanduser(), kind, **options)
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise DataError(root, "dataset folder not found")
+    fmt = get_format(kind or detect_kind(root), root)
+    dataset = fmt.open(root, **options)
+    dataset.format = fmt
     if sequences is not None:
         wanted = {str(s) for s in sequences}
         kept = [s for s in dataset.sequences if s.name in wanted]
@@ -45,27 +55,8 @@ def open_dataset(path: str | Path, kind: str | None = None, sequences: list[str]
     return dataset
 
 
-def _open(root: Path, kind: str | None, **options) -> Dataset:
-    if not root.is_dir():
-        raise DataError(root, "dataset folder not found")
-    kind = kind or detect_kind(root)
-    if kind == "semantickitti":
-        from seal.data.semantickitti import open_semantickitti
-
-        return open_semantickitti(root, **options)
-    if kind == "nuscenes":
-        from seal.data.nuscenes import open_nuscenes
-
-        return open_nuscenes(root, **options)
-    if kind == "kitti-object":
-        from seal.data.semantickitti import open_kitti_object
-
-        return open_kitti_object(root, **options)
-    raise DataError(root, f"unknown dataset kind {kind!r}", f"choose one of {', '.join(KINDS)}")
-
-
 def open_configured(data, path: str | Path | None = None, kind: str | None = None) -> Dataset:
-    """Open the dataset a `seal.config.DataConfig` describes (``path``/``kind`` override its fields)."""
+    """Open the dataset a `seal.core.config.DataConfig` describes (``path``/``kind`` override its fields)."""
     options = {"label_map": data.label_map, "version": data.version, "sequences": data.sequences}
     options = {k: v for k, v in options.items() if v is not None}
     if data.sweeps:
@@ -74,4 +65,4 @@ def open_configured(data, path: str | Path | None = None, kind: str | None = Non
 
 
 __all__ = ["Camera", "Dataset", "Frame", "Sequence", "LabelMap", "load_label_map", "open_dataset",
-           "detect_kind", "KINDS", "open_configured"]
+           "detect_kind", "get_format", "KINDS", "open_configured"]

@@ -22,15 +22,13 @@ from typing import Any
 import numpy as np
 import yaml
 
-from seal.atomic import write_bytes_atomic, write_text_atomic
-from seal.data.frame import Dataset, Frame
-from seal.data.labelmap import LabelMap
+from seal.core.atomic import write_bytes_atomic, write_text_atomic
+from seal.core.config import CORRUPTIONS, SEVERITIES  # noqa: E402 - re-exported
+from seal.core.errors import ConfigError, SealError
+from seal.core.frame import Dataset, Frame
+from seal.core.labelmap import LabelMap
 from seal.data.weather import FogParams, SnowParams, WeatherResult, WetGroundParams, fog, snow, wet_ground
-from seal.errors import ConfigError, SealError
 
-CORRUPTIONS: tuple[str, ...] = ("fog", "wet_ground", "snow", "motion_blur", "beam_missing", "crosstalk",
-                                "incomplete_echo", "cross_sensor")
-SEVERITIES: tuple[str, ...] = ("light", "moderate", "heavy")
 VEHICLE_CLASSES = ("car", "truck", "bus", "other-vehicle", "construction_vehicle", "trailer", "motorcycle",
                    "bicycle")
 GROUND_CLASSES = ("road", "parking", "sidewalk", "other-ground", "terrain", "driveable_surface", "other_flat")
@@ -224,7 +222,7 @@ def corrupt_frame_with_origin(frame: Frame, name: str, severity: str, label_map:
     if name == "snow":
         return _from_weather(frame, snow(pts, p, rng))
     if name == "wet_ground":
-        from seal.config import GroundConfig
+        from seal.core.config import GroundConfig
         from seal.geometry.ground import ground_mask
 
         ground = _class_mask(frame, label_map, GROUND_CLASSES)

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from seal.data.frame import Camera, Dataset, Frame, Sequence
-from seal.data.io import check_rigid, point_count, read_points
-from seal.data.labelmap import LabelMap, load_label_map
-from seal.errors import DataError
+from seal.core.errors import DataError
+from seal.core.frame import Camera, Dataset, Frame, Sequence
+from seal.core.io import check_rigid, point_count, read_points
+from seal.core.labelmap import LabelMap, load_label_map
 
 LIDAR_CHANNEL = "LIDAR_TOP"
 _TABLES = ("scene", "sample", "sample_data", "calibrated_sensor", "ego_pose", "sensor")

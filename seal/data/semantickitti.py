@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from seal.data.calibration import decompose_projection
-from seal.data.frame import Camera, Dataset, Frame, Sequence
-from seal.data.io import (
+from seal.core.calibration import decompose_projection
+from seal.core.errors import DataError
+from seal.core.frame import Camera, Dataset, Frame, Sequence
+from seal.core.io import (
     image_size,
     point_count,
     read_image,
@@ -29,8 +30,7 @@ from seal.data.io import (
     read_semantickitti_labels,
     to_homogeneous,
 )
-from seal.data.labelmap import LabelMap, load_label_map
-from seal.errors import DataError
+from seal.core.labelmap import LabelMap, load_label_map
 
 _IMAGE_DIR = re.compile(r"image_(\d+)$")
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-from seal.data.frame import Dataset
-from seal.errors import ConfigError, DataError
+from seal.core.errors import ConfigError, DataError
+from seal.core.frame import Dataset
 
 STEPS = {1: 100, 5: 20, 10: 10, 25: 4, 100: 1}
 SEMANTICKITTI_TRAIN_FRAMES = {"00": 4541, "01": 1101, "02": 4661, "03": 801, "04": 271, "05": 2761, "06": 1101,

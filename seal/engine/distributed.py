@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+
+from seal.core.config import TrainConfig
 
 
 @dataclass
@@ -15,6 +19,7 @@ class DistInfo:
     world: int = 1
     local_rank: int = 0
     device: torch.device = torch.device("cpu")
+    engine: str = "spconv"        # the sparse engine this process runs
 
     @property
     def is_main(self) -> bool:
@@ -56,3 +61,24 @@ def mean_over_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
 def shutdown(info: DistInfo) -> None:
     if info.enabled and dist.is_initialized():
         dist.destroy_process_group()
+
+
+@contextlib.contextmanager
+def distributed_run(train: TrainConfig, engine: str = "auto") -> Iterator[DistInfo]:
+    """Process group, device, sparse engine and determinism settings for one run; undone when it ends."""
+    from seal.models.sparse import select_engine
+
+    info = init_distributed(train.device)
+    info.engine = select_engine(engine, info.device)
+    threads = torch.get_num_threads()
+    deterministic = torch.are_deterministic_algorithms_enabled()
+    if train.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        if info.device.type == "cpu":
+            torch.set_num_threads(1)  # spconv's CPU scatter sums in thread order: bitwise repeatable on one thread
+    try:
+        yield info
+    finally:
+        torch.set_num_threads(threads)
+        torch.use_deterministic_algorithms(deterministic)
+        shutdown(info)

@@ -1,93 +1,39 @@
-"""`seal probe` and `seal finetune`: train a segmentation head (and, fine-tuning, the backbone) on a labelled
-split, then evaluate on the validation split. One process, or DDP through torchrun (each rank trains on its
-share of every global batch and evaluates a share of the validation frames; confusion matrices are summed)."""
+"""`seal probe` and `seal finetune`: tasks of the one trainer, then evaluation on the validation split.
+
+Probe: a frozen backbone (BatchNorm in eval) and a new linear classifier, trained on features computed once per
+frame (or on the fly with ``downstream.cache_features=false``). Finetune: the whole network (separate backbone
+and head learning rates), on augmented frames. Under torchrun each rank trains on its share of every global
+batch and evaluates a share of the validation frames; confusion matrices are summed.
+"""
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from seal.config import dump_config
+from seal.core.batch import FrameBatch
+from seal.core.config import VoxelConfig
+from seal.core.errors import ConfigError
+from seal.core.schemas import DownstreamSchema
+from seal.core.settings import dump_config
 from seal.data import open_configured
-from seal.downstream.config import DownstreamConfig
-from seal.downstream.evaluate import evaluate_frames
-from seal.downstream.frames import LabelledFrames, collate_frames, split_indices, voxel_sample
-from seal.downstream.model import SegmentationModel, build_model, save_model
-from seal.downstream_losses import segmentation_loss
-from seal.engine.distributed import DistInfo, barrier, init_distributed, shutdown
-from seal.engine.rundir import RunLogger, default_run_dir, write_run_files, write_summary
-from seal.errors import ConfigError
-from seal.evaluation import render_results, write_results
-from seal.pretrain.data import VoxelSpec
+from seal.engine.distributed import DistInfo, barrier, distributed_run
+from seal.engine.evaluate import evaluate_frames
+from seal.engine.loading import make_loader
+from seal.engine.rundir import prepare_run_dir, write_summary
+from seal.engine.sampler import StepSchedule
+from seal.engine.trainer import Trainer, render_losses
+from seal.evaluation.metrics import render_results, write_results
+from seal.losses.segmentation import segmentation_loss
+from seal.models.segmentation import SegmentationModel, build_model, save_model
+from seal.samples.frames import LabelledFrames, collate_frames, split_indices, voxel_sample
 
 MODES = ("probe", "finetune")
-
-
-def run_downstream(cfg: DownstreamConfig, mode: str, progress: bool = True) -> Path:
-    """Train (probe: the classifier only; finetune: everything) and evaluate; returns the run directory."""
-    if mode not in MODES:
-        raise ConfigError(f"mode {mode!r}: choose probe or finetune")
-    if not cfg.data.path:
-        raise ConfigError("data.path is not set: give the dataset folder")
-    dist = init_distributed(cfg.train.device)
-    try:
-        return _run(cfg, mode, progress and dist.is_main, dist)
-    finally:
-        shutdown(dist)
-
-
-def _run(cfg: DownstreamConfig, mode: str, progress: bool, dist: DistInfo) -> Path:
-    device = dist.device
-    run_dir = Path(cfg.train.run_dir or default_run_dir(mode))
-    if dist.is_main:
-        write_run_files(run_dir, mode, dump_config(cfg))
-    dataset = open_configured(cfg.data)
-    if not dataset.has_labels:
-        raise ConfigError(f"{dataset.root} has no labels: {mode} needs a labelled dataset")
-    train_idx, val_idx = split_indices(dataset, cfg.split)
-    torch.manual_seed(cfg.train.seed)
-    model, meta = build_model(cfg.pretrained, cfg.backbone, dataset.label_map.num_classes)
-    voxel = VoxelSpec(**meta.get("voxel", asdict(cfg.voxel)))
-    model.to(device)
-    logger = RunLogger(run_dir, enabled=dist.is_main)
-    start = time.perf_counter()
-    if mode == "probe":
-        model.freeze_backbone()
-    if mode == "probe" and cfg.train.cache_features:
-        _train_probe_cached(model, dataset, train_idx, voxel, cfg, dist, logger, progress)
-    else:
-        _train_loop(model, dataset, train_idx, voxel, cfg, mode, dist, logger, progress)
-    train_seconds = time.perf_counter() - start
-    cm = evaluate_frames(model, dataset, val_idx[dist.rank::dist.world], voxel, device, progress=progress)
-    cm.all_reduce()
-    names = list(dataset.label_map.class_names)
-    info = {"mode": mode, "pretrained": cfg.pretrained, "fraction": cfg.split.fraction, "voxel": asdict(voxel),
-            "label_map": dataset.label_map.name, "class_names": names}
-    if dist.is_main:
-        write_results(cm, names, run_dir, "val")
-        save_model(run_dir / "model.pt", model, info)
-        summary = {**info, "train_frames": len(train_idx), "val_frames": len(val_idx), "miou": cm.miou(),
-                   "train_seconds": round(train_seconds, 1), "processes": dist.world}
-        write_summary(run_dir, summary)
-    logger.close()
-    if progress:
-        render_results(cm, names, title=f"{mode} ({'pretrained' if cfg.pretrained else 'random init'}, "
-                                        f"{cfg.split.fraction}% of {len(train_idx)} frames) on val")
-        print(f"model: {run_dir / 'model.pt'}")
-    barrier(dist)
-    return run_dir
-
-
-def _ddp(module: torch.nn.Module, dist: DistInfo) -> torch.nn.Module:
-    if not dist.enabled:
-        return module
-    return torch.nn.parallel.DistributedDataParallel(
-        module, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
 
 
 def _rank_share(indices: list, dist: DistInfo) -> list:
@@ -96,20 +42,90 @@ def _rank_share(indices: list, dist: DistInfo) -> list:
     return indices[dist.rank:usable:dist.world]
 
 
-def _cosine(step: int, total: int) -> float:
-    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / max(1, total))))
+class FrameTask:
+    """Segmentation on voxelised labelled frames: fine-tuning (everything trains) or an uncached probe."""
+
+    terms = ("total",)
+
+    def __init__(self, mode: str, model: SegmentationModel, dataset, indices: list[int], voxel: VoxelConfig,
+                 cfg: DownstreamSchema, dist: DistInfo) -> None:
+        self.name, self.model, self.cfg, self.dist = mode, model, cfg, dist
+        self.frames = LabelledFrames(dataset, indices, voxel, cfg.downstream.augment and mode == "finetune",
+                                     cfg.train.seed)
+        self._loader = make_loader(self.frames, collate_frames, cfg.train.num_workers, dist.device)
+
+    def trainable(self) -> torch.nn.Module:
+        return self.model
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        optim = self.cfg.optim
+        if self.name == "finetune":
+            return [{"params": list(self.model.backbone.parameters()), "lr": optim.lr},
+                    {"params": list(self.model.classifier.parameters()), "lr": optim.head_lr or optim.lr}]
+        return [{"params": list(self.model.classifier.parameters()), "lr": optim.lr}]
+
+    def schedule(self) -> StepSchedule:
+        t = self.cfg.train
+        sched = StepSchedule(len(self.frames), t.batch_size, self.dist.world, t.accumulate, t.seed, order_key=(),
+                             keep_partial=True)
+        if sched.steps_per_epoch == 0:
+            raise ConfigError(f"{len(self.frames)} training frames cannot fill one global batch of train.batch_size "
+                              f"{t.batch_size} x {self.dist.world} processes x train.accumulate {t.accumulate}")
+        return sched
+
+    def loader(self, batches):
+        return self._loader(batches)
+
+    def loss(self, model: torch.nn.Module, batch: FrameBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        logits = model(batch.coords, batch.feats, batch.batch_size)
+        return {"total": segmentation_loss(logits[batch.point_voxel], batch.labels,
+                                           lovasz_weight=self.cfg.downstream.lovasz_weight)}
+
+    def points(self, batch: FrameBatch) -> int:
+        return int(batch.labels.shape[0])
 
 
-def _sgd_step(loss: torch.Tensor, optim, sched, step: int, bar, logger: RunLogger) -> int:
-    """One optimiser + scheduler step; progress and metrics; returns the new step count."""
-    optim.zero_grad(set_to_none=True)
-    loss.backward()
-    optim.step()
-    sched.step()
-    bar.update(1)
-    bar.set_postfix(loss=f"{loss.item():.3f}")
-    logger.log(step + 1, {"loss/train": loss.item(), "lr": optim.param_groups[0]["lr"]})
-    return step + 1
+class CachedProbeTask(FrameTask):
+    """Linear probing on features computed once: the frozen backbone's output never changes."""
+
+    def __init__(self, model: SegmentationModel, dataset, indices: list[int], voxel: VoxelConfig,
+                 cfg: DownstreamSchema, dist: DistInfo, progress: bool) -> None:
+        self.name, self.model, self.cfg, self.dist = "probe", model, cfg, dist
+        own = _rank_share(indices, dist) if dist.enabled else indices
+        self.feats, self.labels = _cached_features(model, dataset, own, voxel, cfg, dist.device, progress)
+        self.mean = self.std = None
+        if cfg.downstream.standardize_features:  # train on z-scored features; the affine map is folded in later
+            self.mean, self.std = _feature_stats(self.feats, dist)
+            self.feats = [(f - self.mean) / self.std for f in self.feats]
+
+    def trainable(self) -> torch.nn.Module:
+        return self.model.classifier
+
+    def schedule(self) -> StepSchedule:
+        t = self.cfg.train  # every rank holds its own share of the features: batches are per rank
+        return StepSchedule(len(self.feats), t.batch_size, 1, t.accumulate, t.seed, order_key=(), keep_partial=True)
+
+    def loader(self, batches):
+        for keys in batches:
+            chosen = [i for _, i in keys]
+            yield (torch.cat([self.feats[i] for i in chosen]), torch.cat([self.labels[i] for i in chosen]))
+
+    def loss(self, model, batch, generator):
+        x, y = batch
+        x, y = x.to(self.dist.device), y.to(self.dist.device)
+        return {"total": segmentation_loss(model(x), y, lovasz_weight=self.cfg.downstream.lovasz_weight)}
+
+    def points(self, batch) -> int:
+        return int(batch[1].shape[0])
+
+    def fold_standardization(self) -> None:
+        """Make the classifier act on raw features: W' = W / std, b' = b - W' mean."""
+        if self.mean is None:
+            return
+        head = self.model.classifier
+        with torch.no_grad():
+            head.weight.div_(self.std.to(head.weight.device))
+            head.bias.sub_(head.weight @ self.mean.to(head.weight.device))
 
 
 @torch.no_grad()
@@ -118,14 +134,14 @@ def _cached_features(model: SegmentationModel, dataset, indices, voxel, cfg, dev
 
     rng = np.random.default_rng([cfg.train.seed, 11])
     feats, labels = [], []
-    model.eval()
+    model.to(device).eval()
     for index in tqdm(indices, desc="probe: features", unit="frame", disable=not progress, leave=False):
         sample = voxel_sample(dataset[index], voxel)
         coords = torch.from_numpy(np.column_stack([np.zeros(len(sample["coords"]), np.int32), sample["coords"]]))
         voxel_feats = model.features(coords.to(device), torch.from_numpy(sample["feats"]).to(device), 1)
         valid = np.flatnonzero(sample["labels"] > 0)
-        if valid.size > cfg.train.max_points_per_frame:
-            valid = rng.choice(valid, cfg.train.max_points_per_frame, replace=False)
+        if valid.size > cfg.downstream.max_points_per_frame:
+            valid = rng.choice(valid, cfg.downstream.max_points_per_frame, replace=False)
         point_voxel = torch.from_numpy(sample["inverse"][valid]).to(device)
         feats.append(voxel_feats[point_voxel].cpu())
         labels.append(torch.from_numpy(sample["labels"][valid]))
@@ -150,72 +166,56 @@ def _feature_stats(feats: list[torch.Tensor], dist: DistInfo) -> tuple[torch.Ten
     return mean.float(), std.float()
 
 
-def _train_probe_cached(model, dataset, indices, voxel, cfg, dist, logger, progress) -> None:
-    """Linear probing on features computed once (the frozen backbone's output never changes)."""
-    from tqdm import tqdm
-
-    device = dist.device
-    feats, labels = _cached_features(model, dataset, _rank_share(indices, dist) if dist.enabled else indices,
-                                     voxel, cfg, device, progress)
-    head = model.classifier
-    mean, std = None, None
-    if cfg.train.standardize_features:  # train on z-scored features, then fold the affine map into the head
-        mean, std = _feature_stats(feats, dist)
-        feats = [(f - mean) / std for f in feats]
-    train_head = _ddp(head, dist)
-    optim = torch.optim.SGD(head.parameters(), lr=cfg.optim.lr, momentum=cfg.optim.momentum,
-                            weight_decay=cfg.optim.weight_decay)
-    batches = max(1, math.ceil(len(feats) / cfg.optim.batch_size))
-    total = batches * cfg.optim.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: _cosine(s, total))
-    step = 0
-    bar = tqdm(total=total, desc="probe: train", unit="step", disable=not progress, dynamic_ncols=True, leave=False)
-    for epoch in range(cfg.optim.epochs):
-        order = np.random.default_rng([cfg.train.seed, epoch]).permutation(len(feats))
-        for b in range(batches):
-            chosen = order[b * cfg.optim.batch_size:(b + 1) * cfg.optim.batch_size]
-            x = torch.cat([feats[i] for i in chosen]).to(device)
-            y = torch.cat([labels[i] for i in chosen]).to(device)
-            loss = segmentation_loss(train_head(x), y, lovasz_weight=cfg.optim.lovasz_weight)
-            step = _sgd_step(loss, optim, sched, step, bar, logger)
-    bar.close()
-    if mean is not None:
-        with torch.no_grad():
-            head.weight.div_(std.to(device))
-            head.bias.sub_(head.weight @ mean.to(device))
+def run_downstream(cfg: DownstreamSchema, mode: str, progress: bool = True, resume: Path | None = None) -> Path:
+    """Train (probe: the classifier only; finetune: everything) and evaluate; returns the run directory."""
+    if mode not in MODES:
+        raise ConfigError(f"mode {mode!r}: choose probe or finetune")
+    if not cfg.data.path:
+        raise ConfigError("data.path is not set: give the dataset folder")
+    with distributed_run(cfg.train, cfg.model.engine) as dist:
+        return _run(cfg, mode, progress and dist.is_main, dist, resume)
 
 
-def _train_loop(model, dataset, indices, voxel, cfg, mode, dist, logger, progress) -> None:
-    """Epochs over augmented voxelised frames; the loss is taken on every point (voxel logits mapped back)."""
-    from tqdm import tqdm
-
-    device = dist.device
-    frames = LabelledFrames(dataset, indices, voxel, cfg.train.augment, cfg.train.seed)
-    if mode == "finetune":
-        groups = [{"params": model.backbone.parameters(), "lr": cfg.optim.lr},
-                  {"params": model.classifier.parameters(), "lr": cfg.optim.head_lr}]
+def _run(cfg: DownstreamSchema, mode: str, progress: bool, dist: DistInfo, resume: Path | None) -> Path:
+    run_dir = prepare_run_dir(cfg.train.run_dir, mode, resume, dump_config(cfg), dist)
+    dataset = open_configured(cfg.data)
+    if not dataset.has_labels:
+        raise ConfigError(f"{dataset.root} has no labels: {mode} needs a labelled dataset")
+    train_idx, val_idx = split_indices(dataset, cfg.split)
+    torch.manual_seed(cfg.train.seed)
+    model, meta = build_model(cfg.model.pretrained, cfg.model.backbone, dataset.label_map.num_classes)
+    voxel = VoxelConfig(**meta.get("voxel", asdict(cfg.voxel)))
+    model.to(dist.device)
+    if mode == "probe":
+        model.freeze_backbone()
+    start = time.perf_counter()
+    if mode == "probe" and cfg.downstream.cache_features:
+        task: FrameTask = CachedProbeTask(model, dataset, train_idx, voxel, cfg, dist, progress)
     else:
-        groups = [{"params": model.classifier.parameters(), "lr": cfg.optim.lr}]
-    optim = torch.optim.SGD(groups, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay)
-    bs, world = cfg.optim.batch_size, dist.world
-    batches = max(1, math.ceil(len(frames) / bs)) if world == 1 else len(frames) // (bs * world)
-    if batches == 0:
-        raise ConfigError(f"{len(frames)} training frames cannot fill one global batch of {bs} x {world} processes")
-    total = batches * cfg.optim.epochs
-    sched = torch.optim.lr_scheduler.LambdaLR(optim, lambda s: _cosine(s, total))
-    train_model = _ddp(model, dist)
-    bar = tqdm(total=total, desc=f"{mode}: train", unit="step", disable=not progress, dynamic_ncols=True)
-    step = 0
-    for epoch in range(cfg.optim.epochs):
-        frames.epoch = epoch
-        order = np.random.default_rng([cfg.train.seed, epoch]).permutation(len(frames)).tolist()
-        batch_lists = [order[(b * world + dist.rank) * bs:(b * world + dist.rank + 1) * bs] for b in range(batches)]
-        loader = torch.utils.data.DataLoader(frames, batch_sampler=batch_lists, collate_fn=collate_frames,
-                                             num_workers=cfg.train.num_workers)
-        model.train()
-        for batch in loader:
-            logits = train_model(batch["coords"].to(device), batch["feats"].to(device), batch["batch_size"])
-            loss = segmentation_loss(logits[batch["point_voxel"].to(device)], batch["labels"].to(device),
-                                     lovasz_weight=cfg.optim.lovasz_weight)
-            step = _sgd_step(loss, optim, sched, step, bar, logger)
-    bar.close()
+        task = FrameTask(mode, model, dataset, train_idx, voxel, cfg, dist)
+    trainer = Trainer(task, cfg.train, cfg.optim, dist, run_dir, dump_config(cfg), progress)
+    if resume is not None:
+        trainer.resume(resume if resume.is_file() else run_dir / "checkpoints" / "last.pt")
+    result = trainer.fit()
+    if isinstance(task, CachedProbeTask):
+        task.fold_standardization()
+    train_seconds = time.perf_counter() - start
+    cm = evaluate_frames(model, dataset, val_idx[dist.rank::dist.world], voxel, dist.device, progress=progress)
+    cm.all_reduce()
+    names = list(dataset.label_map.class_names)
+    info = {"mode": mode, "pretrained": cfg.model.pretrained, "fraction": cfg.split.fraction, "voxel": asdict(voxel),
+            "label_map": dataset.label_map.name, "class_names": names}
+    if dist.is_main:
+        write_results(cm, names, run_dir, "val")
+        save_model(run_dir / "model.pt", model, info)
+        write_summary(run_dir, {**info, "train_frames": len(train_idx), "val_frames": len(val_idx), "miou": cm.miou(),
+                                "train_seconds": round(train_seconds, 1), "steps": result.steps,
+                                "processes": dist.world, "sparse_engine": dist.engine, "loss_first": result.first,
+                                "loss_last": result.last})
+    if progress:
+        render_losses(result, f"{mode}: training")
+        render_results(cm, names, title=f"{mode} ({'pretrained' if cfg.model.pretrained else 'random init'}, "
+                                        f"{cfg.split.fraction}% of {len(train_idx)} frames) on val")
+        print(f"model: {run_dir / 'model.pt'}")
+    barrier(dist)
+    return run_dir

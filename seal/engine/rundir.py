@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seal.atomic import write_text_atomic
+from seal.core.atomic import write_text_atomic
 
 RUN_README = """\
 # seal {kind} run
@@ -16,11 +16,16 @@ RUN_README = """\
 - `config.yaml`        the resolved configuration (re-run with `seal {kind} --config config.yaml`)
 - `metrics.csv`        one row per logged step: losses, learning rate, throughput
 - `tb/`                TensorBoard scalars: `tensorboard --logdir {tb}`
-- `checkpoints/`       `last.pt` (resume with `seal {kind} --resume {run}`) and the newest `step-N.pt`
-- `backbone.pt`        the pretrained 3D backbone as a plain state dict (+ its config), loadable with
-                       `torch.load(..., weights_only=True)` or `seal.models.export.load_backbone`
-- `summary.json`       what the run did, written when it ends
+- `checkpoints/`       `last.pt` (continue with `seal {kind} --resume {run}`) and the newest `step-N.pt`
+{outputs}- `summary.json`       what the run did, written when it ends
 """
+OUTPUTS = {
+    "pretrain": "- `backbone.pt`        the pretrained 3D backbone as a plain state dict (+ its config), loadable\n"
+                "                       with `torch.load(..., weights_only=True)` or `seal.models.export`\n",
+    "probe": "- `model.pt`           backbone + classifier, for `seal evaluate`\n"
+             "- `val.csv`, `val.json` per-class IoU and mIoU on the validation split\n",
+}
+OUTPUTS["finetune"] = OUTPUTS["probe"]
 
 
 def default_run_dir(kind: str) -> Path:
@@ -73,7 +78,19 @@ def write_run_files(run_dir: Path, kind: str, config_yaml: str) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "checkpoints").mkdir(exist_ok=True)
     write_text_atomic(run_dir / "config.yaml", config_yaml)
-    write_text_atomic(run_dir / "README.md", RUN_README.format(kind=kind, tb=run_dir / "tb", run=run_dir))
+    write_text_atomic(run_dir / "README.md", RUN_README.format(kind=kind, tb=run_dir / "tb", run=run_dir,
+                                                               outputs=OUTPUTS.get(kind, "")))
+
+
+def prepare_run_dir(configured: str | None, kind: str, resume: Path | None, config_yaml: str, dist) -> Path:
+    """The run folder: the resumed one, ``train.run_dir``, or runs/KIND-TIME; its files written by rank 0."""
+    if resume is not None:
+        run_dir = resume if resume.is_dir() else resume.parent.parent
+    else:
+        run_dir = Path(configured or default_run_dir(kind))
+    if dist.is_main:
+        write_run_files(run_dir, kind, config_yaml)
+    return run_dir
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:

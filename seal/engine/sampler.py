@@ -8,15 +8,24 @@ import numpy as np
 
 class StepSchedule:
     """Micro-batch ``a`` of optimiser step ``s`` on rank ``r`` is global micro-batch ``(s * A + a) * W + r``
-    of the epoch's permutation; a single process with A = W reproduces a W-process run step for step."""
+    of the epoch's permutation; a single process with A = W reproduces a W-process run step for step.
 
-    def __init__(self, num_samples: int, batch_size: int, world: int, accumulate: int, seed: int) -> None:
+    ``order_key`` salts the permutation's seed (pretraining and the downstream commands use different ones);
+    ``keep_partial`` keeps a last, smaller batch when one process without accumulation runs (else the remainder
+    is dropped so every rank runs the same number of steps).
+    """
+
+    def __init__(self, num_samples: int, batch_size: int, world: int, accumulate: int, seed: int,
+                 order_key: tuple[int, ...] = (7,), keep_partial: bool = False) -> None:
         self.num_samples, self.batch_size, self.world, self.accumulate, self.seed = (
             num_samples, batch_size, world, accumulate, seed)
-        self.steps_per_epoch = num_samples // (batch_size * world * accumulate)
+        self.order_key = order_key
+        per_step = batch_size * world * accumulate
+        partial = keep_partial and world == 1 and accumulate == 1
+        self.steps_per_epoch = -(-num_samples // per_step) if partial else num_samples // per_step
 
     def order(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch, 7]).permutation(self.num_samples)
+        return np.random.default_rng([self.seed, epoch, *self.order_key]).permutation(self.num_samples)
 
     def micro_index(self, step: int, micro: int, rank: int) -> int:
         return (step * self.accumulate + micro) * self.world + rank

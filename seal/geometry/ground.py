@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seal.config import GroundConfig
+from seal.core.config import GroundConfig
 
 _EVAL_POINTS = 4096   # hypotheses are scored on a random subset; the winner is refit on all its inliers
 

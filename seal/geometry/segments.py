@@ -10,10 +10,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seal.config import SuperpointConfig
-from seal.errors import ConfigError
+from seal.core.config import SuperpointConfig
+from seal.core.errors import ConfigError
+from seal.core.voxelize import voxelize
 from seal.geometry.ground import ground_mask
-from seal.geometry.voxelize import voxelize
 
 IGNORE = -1
 GROUND = 0

@@ -6,9 +6,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from seal.engine.checkpoint import load_checkpoint, save_checkpoint
-from seal.errors import DataError
-from seal.models.minkunet import BackboneConfig, MinkUNet
+from seal.core.checkpoint import load_checkpoint, save_checkpoint
+from seal.core.config import BackboneConfig
+from seal.core.errors import DataError
+from seal.models.minkunet import MinkUNet
 
 FORMAT = "seal-backbone-v1"
 

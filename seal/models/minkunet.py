@@ -8,24 +8,13 @@ coordinates line up), concatenate the skip connection and apply basic blocks. Wi
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import torch
 from torch import nn
 
+from seal.core.config import BackboneConfig
 from seal.models.sparse import spconv, with_features
-
-
-@dataclass
-class BackboneConfig:
-    """Shape of the 3D backbone; the tiny CPU preset only changes these numbers."""
-
-    in_channels: int = 1
-    stem_channels: int = 32
-    planes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 256, 128, 96, 96])
-    layers: list[int] = field(default_factory=lambda: [2, 3, 4, 6, 2, 2, 2, 2])
-    stem_kernel: int = 3
-    bn_momentum: float = 0.02
 
 
 class BasicBlock(nn.Module):

@@ -1,4 +1,10 @@
-"""The one place seal touches its sparse-convolution engine (spconv 2.x). Nothing else imports spconv.
+"""The one place seal touches a sparse-convolution engine. Nothing else imports spconv or spconv-triton.
+
+Two engines share the spconv 2.x API, and the same state dict loads in both:
+- ``spconv``: the CPU build (``pip install spconv``) or a CUDA build the user installed (``spconv-cu12x``);
+- ``spconv-triton``: a pure-Python + Triton reimplementation for NVIDIA and AMD GPUs (GPU only).
+``model.engine=auto`` takes spconv-triton on a GPU when it is installed, else spconv. `select_engine` fixes the
+choice for the process (the run folder records it); `spconv()` returns the chosen module.
 
 CPU note: spconv 2.3's CPU build computes convolutions with gather-matmul-scatter, but its backward pass asks
 torch for the current CUDA stream before it looks at the device, which fails on a machine without a CUDA
@@ -9,20 +15,65 @@ CPU code path never uses the stream, so gradients are exactly spconv's own. On C
 from __future__ import annotations
 
 import functools
+import importlib.util
 
 import torch
 
-from seal.errors import SealError
+from seal.core.config import SPARSE_ENGINES
+from seal.core.errors import ConfigError, SealError
+
+_chosen: dict[str, str] = {}
+INSTALL = {"spconv": "pip install 'seal[cpu]' (spconv, CPU build) or a spconv-cuXXX build matching your CUDA",
+           "spconv-triton": "pip install 'seal[gpu]' (spconv-triton; needs a CUDA or ROCm GPU)"}
+
+
+def installed_engines() -> list[str]:
+    """The engines importable here (without importing them)."""
+    found = []
+    if importlib.util.find_spec("spconv") is not None:
+        found.append("spconv")
+    if importlib.util.find_spec("spconv_triton") is not None:
+        found.append("spconv-triton")
+    return found
+
+
+def select_engine(name: str = "auto", device: torch.device | str | None = None) -> str:
+    """Fix this process's engine: ``auto`` = spconv-triton on a GPU when installed, else spconv."""
+    if name not in SPARSE_ENGINES:
+        raise ConfigError(f"model.engine={name!r} is unknown: choose one of {', '.join(SPARSE_ENGINES)}")
+    on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
+    found = installed_engines()
+    if name == "auto":
+        name = "spconv-triton" if on_gpu and "spconv-triton" in found else "spconv"
+        if name not in found and found:
+            name = found[0]
+    if name not in found:
+        raise SealError(f"model.engine={name}: the sparse engine is not installed ({INSTALL[name]})")
+    if name == "spconv-triton" and not on_gpu:
+        raise ConfigError("model.engine=spconv-triton runs on GPUs only: use model.engine=spconv on a CPU")
+    if _chosen.get("engine") != name:
+        _chosen["engine"] = name
+        spconv.cache_clear()
+    return name
+
+
+def current_engine() -> str:
+    """The engine `spconv()` returns (selected by `select_engine`, else the default choice)."""
+    return _chosen.get("engine") or select_engine("auto")
 
 
 @functools.lru_cache(maxsize=1)
 def spconv():
-    """The ``spconv.pytorch`` module, imported once, with the CPU backward shim applied."""
+    """The chosen engine's ``pytorch`` module (spconv 2.x API), imported once, with the CPU backward shim."""
+    engine = current_engine()
+    if engine == "spconv-triton":
+        import spconv_triton.pytorch as sp
+
+        return sp
     try:
         import spconv.pytorch as sp
     except ImportError as err:
-        raise SealError("the sparse 3D backbone needs spconv: pip install spconv (CPU) or spconv-cu121 "
-                        "(etc., matching your CUDA)") from err
+        raise SealError(f"the sparse 3D backbone needs spconv: {INSTALL['spconv']}") from err
     _patch_cpu_backward()
     return sp
 

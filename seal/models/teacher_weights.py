@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from seal.errors import ConfigError, DataError
+from seal.core.errors import ConfigError, DataError
 
 __all__ = ["read_checkpoint", "convert_resnet_state_dict", "convert_vit_state_dict", "load_weights_into"]
 

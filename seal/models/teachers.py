@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from seal.errors import ConfigError
+from seal.core.errors import ConfigError
 from seal.models.teacher_weights import (
     convert_resnet_state_dict,
     convert_vit_state_dict,

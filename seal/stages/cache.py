@@ -9,8 +9,8 @@ import stat
 from pathlib import Path
 from typing import Any
 
-from seal.atomic import write_text_atomic
-from seal.errors import ConfigError
+from seal.core.atomic import write_text_atomic
+from seal.core.errors import ConfigError
 
 
 def params_key(method: str, params: dict[str, Any]) -> str:

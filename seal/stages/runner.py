@@ -8,23 +8,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from seal.errors import SealError
+from seal.core.errors import SealError
 
 Item = TypeVar("Item")
 
 
+SKIP_CACHED = "already in the cache"
+
+
 @dataclass
 class StageReport:
-    """What a stage run did; ``segments`` holds the segment count of every item it computed."""
+    """What a stage run did: items done, skipped (counted by reason), failed (name, reason); ``segments`` holds
+    the segment count of every item it computed. Only failures fail a command."""
 
     stage: str
     folder: Path
     done: int = 0
-    skipped: int = 0
+    skipped_by: dict[str, int] = field(default_factory=dict)
     failed: list[tuple[str, str]] = field(default_factory=list)
     segments: list[int] = field(default_factory=list)
     seconds: float = 0.0
     shard: tuple[int, int] = (0, 1)
+
+    @property
+    def skipped(self) -> int:
+        return sum(self.skipped_by.values())
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        """Count ``count`` items that need no work, for ``reason`` (a short category, e.g. `SKIP_CACHED`)."""
+        self.skipped_by[reason] = self.skipped_by.get(reason, 0) + count
 
     @property
     def items_per_second(self) -> float:
@@ -46,8 +58,11 @@ class StageReport:
                       f"{self.mean_segments:.1f}", f"{self.seconds:.1f}")
         console = Console()
         console.print(table)
-        if self.done == 0 and not self.failed and self.skipped:
+        if self.done == 0 and not self.failed and self.skipped_by.get(SKIP_CACHED) == self.skipped > 0:
             console.print(f"nothing to do: all {self.skipped} items were already in the cache")
+        else:
+            for reason, count in self.skipped_by.items():
+                console.print(f"skipped {count}: {reason}")
         for name, reason in self.failed[:20]:
             console.print(f"[red]failed[/red] {name}: {reason}")
 
@@ -74,7 +89,7 @@ def run_items(stage: str, folder: Path, tasks: Sequence[Task], shard: tuple[int,
     todo = []
     for task in mine:
         if all(p.exists() for p in task.outputs):
-            report.skipped += len(task.outputs)
+            report.skip(SKIP_CACHED, len(task.outputs))
         else:
             todo.append(task)
     start = time.perf_counter()

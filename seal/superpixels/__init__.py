@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from dataclasses import asdict
 
-from seal.config import SuperpixelConfig
-from seal.errors import ConfigError
+from seal.core.config import SUPERPIXEL_METHODS, SuperpixelConfig
+from seal.core.errors import ConfigError
 from seal.superpixels.base import NONE, Superpixelizer, finalize, load_segments, paint_masks, save_segments
 
-METHODS = ("slic", "sam", "hf", "precomputed")
+METHODS = SUPERPIXEL_METHODS
 
 
 def build_superpixelizer(cfg: SuperpixelConfig) -> Superpixelizer:

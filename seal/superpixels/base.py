@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from seal.atomic import atomic_path
-from seal.errors import DataError
+from seal.core.atomic import atomic_path
+from seal.core.errors import DataError
 
 NONE = 0
 MAX_SEGMENTS = np.iinfo(np.uint16).max

@@ -27,7 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from seal.errors import ConfigError, SealError
+from seal.core.config import HuggingFaceConfig
+from seal.core.errors import ConfigError, SealError
 from seal.superpixels.base import Superpixelizer
 
 MODES = ("auto", "panoptic", "semantic")
@@ -74,6 +75,8 @@ def _import_transformers() -> Any:
     return transformers
 
 
+_D = HuggingFaceConfig()  # the one place the defaults are written
+
 class HuggingFaceSuperpixels(Superpixelizer):
     """A local Hugging Face segmentation model -> one label map per image (see the module docstring).
 
@@ -83,8 +86,8 @@ class HuggingFaceSuperpixels(Superpixelizer):
 
     name = "hf"
 
-    def __init__(self, model_dir: str | Path, mode: str = "auto", threshold: float = 0.5,
-                 overlap_threshold: float = 0.8, device: str = "cpu",
+    def __init__(self, model_dir: str | Path, mode: str = _D.mode, threshold: float = _D.threshold,
+                 overlap_threshold: float = _D.overlap_threshold, device: str = "cpu",
                  stuff_classes: Iterable[int | str] | None = None) -> None:
         self.model_dir = Path(model_dir).expanduser().resolve()
         if not self.model_dir.is_dir():

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from seal.errors import ConfigError, DataError
+from seal.core.config import PrecomputedConfig
+from seal.core.errors import ConfigError, DataError
 from seal.superpixels.base import Superpixelizer
 
 EXTENSIONS = (".png", ".npy")
@@ -52,13 +53,14 @@ def _read_map(path: Path) -> np.ndarray:
     return array.astype(np.int64)
 
 
+_D = PrecomputedConfig()  # the one place the defaults are written
+
 class PrecomputedSuperpixels(Superpixelizer):
     """Reads one label map per image from ``folder`` following ``pattern`` (see the module docstring)."""
 
     name = "precomputed"
 
-    def __init__(self, folder: str | Path, pattern: str = "{sequence}/{camera}/{frame_name}",
-                 none_value: int | None = None) -> None:
+    def __init__(self, folder: str | Path, pattern: str = _D.pattern, none_value: int | None = _D.none_value) -> None:
         self.folder = Path(folder).expanduser().resolve()
         if not self.folder.is_dir():
             raise ConfigError(f"superpixels.precomputed.folder: {self.folder} is not a folder; point it at the "

@@ -12,7 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from seal.errors import ConfigError, DataError, SealError
+from seal.core.config import SamConfig
+from seal.core.errors import ConfigError, DataError, SealError
 from seal.superpixels.base import Superpixelizer, paint_masks
 
 MODEL_TYPES = ("vit_h", "vit_l", "vit_b")
@@ -31,6 +32,8 @@ def _import_segment_anything() -> Any:
     return segment_anything
 
 
+_D = SamConfig()  # the one place the defaults are written
+
 class SamSuperpixels(Superpixelizer):
     """Segment Anything (automatic mask generator) -> one label map per image.
 
@@ -42,9 +45,10 @@ class SamSuperpixels(Superpixelizer):
 
     name = "sam"
 
-    def __init__(self, checkpoint: str | Path | None, model_type: str = "vit_h", points_per_side: int = 32,
-                 pred_iou_thresh: float = 0.88, stability_score_thresh: float = 0.95, min_mask_region_area: int = 0,
-                 device: str = "cpu", model: Any = None) -> None:
+    def __init__(self, checkpoint: str | Path | None, model_type: str = _D.model_type,
+                 points_per_side: int = _D.points_per_side, pred_iou_thresh: float = _D.pred_iou_thresh,
+                 stability_score_thresh: float = _D.stability_score_thresh,
+                 min_mask_region_area: int = _D.min_mask_region_area, device: str = "cpu", model: Any = None) -> None:
         self.checkpoint = None if checkpoint is None else Path(checkpoint).expanduser().resolve()
         if self.checkpoint is None and model is None:
             raise ConfigError(f"superpixels.sam.checkpoint is not set: {CHECKPOINT_HINT}")

@@ -6,21 +6,23 @@ from typing import Any
 
 import numpy as np
 
+from seal.core.config import SlicConfig
 from seal.superpixels.base import Superpixelizer
 
+_D = SlicConfig()  # the one place the defaults are written
 
 class SlicSuperpixels(Superpixelizer):
     """SLIC with SPEC defaults (150 segments, compactness 6, sigma 3).
 
     ``work_width`` runs SLIC on a copy resized to that width (then upsamples the map by nearest neighbour):
     150 segments on a 1600-px image are ~100 px across, so the boundaries barely move while the cost falls
-    with the pixel count. 0 keeps full resolution, as the reference does.
+    with the pixel count. 0 keeps full resolution, as the reference does. Defaults: `SlicConfig`.
     """
 
     name = "slic"
 
-    def __init__(self, n_segments: int = 150, compactness: float = 6.0, sigma: float = 3.0,
-                 work_width: int = 0) -> None:
+    def __init__(self, n_segments: int = _D.n_segments, compactness: float = _D.compactness,
+                 sigma: float = _D.sigma, work_width: int = _D.work_width) -> None:
         self.n_segments, self.compactness, self.sigma, self.work_width = n_segments, compactness, sigma, work_width
 
     def params(self) -> dict[str, Any]:

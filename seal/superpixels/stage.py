@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seal.data.frame import Dataset, Frame
+from seal.core.frame import Dataset, Frame
 from seal.stages.cache import StageCache
 from seal.stages.runner import StageReport, Task, run_items
 from seal.superpixels.base import Superpixelizer, load_segments, save_segments

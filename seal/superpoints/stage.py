@@ -7,10 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-from seal.atomic import atomic_path
-from seal.config import SuperpointConfig
-from seal.data.frame import Dataset, Sequence
-from seal.errors import ConfigError, DataError
+from seal.core.atomic import atomic_path
+from seal.core.config import SuperpointConfig
+from seal.core.errors import ConfigError, DataError
+from seal.core.frame import Dataset, Sequence
 from seal.geometry.segments import SuperpointPair, cluster_pair, relative_transform
 from seal.stages.cache import StageCache
 from seal.stages.runner import StageReport, Task, run_items
@@ -66,7 +66,8 @@ def run_superpoints(dataset: Dataset, cfg: SuperpointConfig, cache_root: Path, s
         for t in frame_pairs(seq, cfg.gap):
             tasks.append(_pair_task(seq, t, cfg, cache))
     report = run_items(STAGE, cache.folder, tasks, shard=shard, fail_fast=fail_fast, progress=progress)
-    report.failed += [(name, "no ego poses: frames cannot be paired in time") for name in unposed]
+    if unposed:
+        report.skip("sequences without ego poses (their frames cannot be paired in time)", len(unposed))
     return report
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from seal.errors import SealError
+from seal.core.errors import SealError
 from seal.synth import materials as M
 from seal.synth.camera import CameraSpec, camera_rig, projection_matrices, render_camera
 from seal.synth.lidar import LidarSpec, scan

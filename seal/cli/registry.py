@@ -1,0 +1,141 @@
+"""Commands as a registry: each declares its config schema, the options that set its keys, and ``run(cfg)``.
+
+The parser is generated from the registry, so ``--config FILE|preset`` and trailing ``key=value`` overrides work
+the same for every command, and an option's help is the comment of the config field it sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from seal.core.config import FRACTIONS
+from seal.core.errors import ConfigError
+from seal.core.settings import field_comments, load_config, resolve_preset
+
+
+@dataclass
+class Option:
+    """A command-line option (or positional) that sets one config key."""
+
+    flags: tuple[str, ...]            # ("path",) for a positional, ("--frame",) for an option
+    key: str                          # the config key it sets, e.g. "show.frame"
+    const: Any = None                 # for a flag without a value: the value it sets (e.g. False for --no-progress)
+    optional: bool = False            # a positional that may be left out
+    help: str | None = None           # default: the comment of the config field
+    choices: tuple[Any, ...] | None = None  # default: the field's rule when it is a choice
+
+
+@dataclass
+class Command:
+    """One sub-command: its name (``show pairs`` for a nested one), schema, options and run function."""
+
+    name: str
+    help: str
+    description: str
+    schema: type
+    run: Callable[[Any], int]
+    options: list[Option] = field(default_factory=list)
+    families: tuple[str, ...] = ("pretrain", "downstream")  # preset families, in the order they are looked up
+
+    def defaults(self) -> Any:
+        return self.schema()
+
+
+REGISTRY: dict[str, Command] = {}
+
+
+def register(command: Command) -> Command:
+    REGISTRY[command.name] = command
+    return command
+
+
+def _field(schema: type, key: str) -> tuple[dataclasses.Field, type]:
+    """The dataclass field a dotted key names, and the class that declares it."""
+    obj: Any = schema()
+    *parents, leaf = key.split(".")
+    for part in parents:
+        obj = getattr(obj, part)
+    match = [f for f in dataclasses.fields(obj) if f.name == leaf]
+    if not match:
+        raise AssertionError(f"{schema.__name__} has no key {key}")
+    return match[0], type(obj)
+
+
+def _add_option(parser: argparse.ArgumentParser, command: Command, option: Option, comments: dict[str, str]) -> None:
+    f, owner = _field(command.schema, option.key)
+    text = option.help or comments.get(option.key, "")
+    dest = option.key.replace(".", "__")
+    kwargs: dict[str, Any] = {"dest": dest, "help": f"{text} [{option.key}]"}
+    if option.flags[0].startswith("-"):
+        kwargs["default"] = None
+    rule = getattr(owner, "RULES", {}).get(f.name, "")
+    choices = option.choices or (tuple(rule.split("|")) if "|" in rule else None)
+    annotation = str(f.type)
+    if option.const is not None or annotation == "bool":
+        kwargs.update(action="store_const", const=True if option.const is None else option.const)
+    else:
+        kwargs["type"] = int if annotation.startswith("int") else float if annotation.startswith("float") else str
+        if choices:
+            kwargs["choices"] = [kwargs["type"](c) for c in choices]
+        if not option.flags[0].startswith("-"):
+            kwargs["metavar"] = option.key.split(".")[-1].upper() if option.flags[0] != "path" else "DATA"
+            if option.optional:
+                kwargs["nargs"] = "?"
+    if not option.flags[0].startswith("-"):
+        kwargs.pop("dest")
+        parser.add_argument(dest, **kwargs)
+    else:
+        parser.add_argument(*option.flags, **kwargs)
+
+
+def add_command_parser(sub: argparse._SubParsersAction, name: str, command: Command) -> None:
+    parser = sub.add_parser(name, help=command.help, description=command.description,
+                            formatter_class=argparse.RawDescriptionHelpFormatter,
+                            epilog="Any config key may follow as key=value (see `seal config "
+                                   f"{command.name}`).")
+    comments = field_comments(command.defaults())
+    for option in command.options:
+        _add_option(parser, command, option, comments)
+    presets = " or a packaged preset (" + ", ".join(command.families) + " presets: tiny, nuscenes, ...)"
+    parser.add_argument("--config", help="YAML config file" + presets)
+    parser.set_defaults(_command=command.name)
+
+
+def option_values(args: argparse.Namespace, command: Command) -> dict[str, Any]:
+    """The config keys the given options set (options left out set nothing)."""
+    out = {}
+    for option in command.options:
+        value = getattr(args, option.key.replace(".", "__"), None)
+        if value is not None:
+            out[option.key] = value
+    return out
+
+
+def build_config(command: Command, config: str | None, values: dict[str, Any], overrides: list[str]) -> Any:
+    """Defaults <- ``--config`` (a run being resumed: its config.yaml) <- options <- ``key=value``."""
+    path = resolve_preset(config, command.families)
+    resume = values.get("train.resume") or next((o.split("=", 1)[1] for o in overrides
+                                                 if o.startswith("train.resume=")), None)
+    if resume and path is None:
+        run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent.parent
+        path = run_dir / "config.yaml"
+        if not path.is_file():
+            raise ConfigError(f"--resume {resume}: no run folder there ({path} not found)")
+    flags = [f"{k}={_quote(v)}" for k, v in values.items()]
+    return load_config(command.schema, path, flags + list(overrides))
+
+
+def _quote(value: Any) -> str:
+    """A value as OmegaConf's dotlist reads it back unchanged (strings quoted)."""
+    if isinstance(value, str):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+__all__ = ["Command", "Option", "REGISTRY", "register", "add_command_parser", "build_config", "option_values",
+           "FRACTIONS"]

@@ -1,0 +1,385 @@
+"""The component configurations every command is composed from: one dataclass per concept, one default each.
+
+The comment after a field is its documentation: `seal config COMMAND` prints it next to the key and default,
+so every field carries one. ``RULES`` states the values a field accepts beyond its type (checked with the key's
+full name by `seal.core.settings.validate`): ``">=1"``, ``">0"``, ``"0..1"``, or ``"a|b|c"`` for a choice.
+Command schemas (which sections a command reads) live in `seal.core.schemas`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+CORRUPTIONS: tuple[str, ...] = ("fog", "wet_ground", "snow", "motion_blur", "beam_missing", "crosstalk",
+                                "incomplete_echo", "cross_sensor")
+SEVERITIES: tuple[str, ...] = ("light", "moderate", "heavy")
+SUPERPIXEL_METHODS: tuple[str, ...] = ("slic", "sam", "hf", "precomputed")
+SPARSE_ENGINES: tuple[str, ...] = ("auto", "spconv", "spconv-triton")
+FRACTIONS: tuple[int, ...] = (1, 5, 10, 25, 100)
+
+
+@dataclass
+class DataConfig:
+    """Which dataset to read and how."""
+
+    path: str = ""                 # dataset folder (the positional DATA argument)
+    kind: str | None = None        # dataset layout (see `seal.data.KINDS`); detected from the folder when null
+    label_map: str | None = None   # packaged label-map name or a YAML path (SemanticKITTI layout only)
+    version: str | None = None     # nuScenes version folder, e.g. v1.0-trainval (default: the one present)
+    sweeps: bool = False           # nuScenes: every LiDAR sweep instead of keyframes only
+    sequences: list[str] | None = None  # keep only these sequences / scenes (e.g. pretrain on train only)
+
+
+@dataclass
+class ProjectionConfig:
+    """Point -> pixel pairing (SPEC section 2)."""
+
+    min_depth: float = 1.0         # metres in front of a camera below which a point is not paired
+
+    RULES: ClassVar[dict[str, str]] = {"min_depth": ">=0"}
+
+
+@dataclass
+class VoxelConfig:
+    """Voxelisation of the 3D input (SPEC section 5); a pretrained backbone carries the one it was trained with."""
+
+    size: float = 0.1              # voxel edge in metres (radial and height edge for cylindrical voxels)
+    mode: str = "cylindrical"      # cylindrical | cartesian
+    angle_bin_deg: float = 1.0     # azimuth bin of cylindrical voxels, degrees
+
+    RULES: ClassVar[dict[str, str]] = {"size": ">0", "mode": "cylindrical|cartesian", "angle_bin_deg": ">0"}
+
+
+@dataclass
+class CacheConfig:
+    """Where stage artefacts go."""
+
+    root: str | None = None        # null = DATASET/seal_cache, or ~/.cache/seal/NAME-HASH for a read-only dataset
+
+
+@dataclass
+class SlicConfig:
+    """SLIC (scikit-image), the SLidR baseline; SPEC defaults."""
+
+    n_segments: int = 150          # target number of segments per image
+    compactness: float = 6.0       # colour vs space trade-off (higher = squarer segments)
+    sigma: float = 3.0             # Gaussian smoothing before segmentation
+    work_width: int = 800          # run SLIC on a copy this wide, then upsample the map (0 = full resolution)
+
+    RULES: ClassVar[dict[str, str]] = {"n_segments": ">=1", "compactness": ">0", "sigma": ">=0", "work_width": ">=0"}
+
+
+@dataclass
+class SamConfig:
+    """Segment Anything's automatic mask generator."""
+
+    checkpoint: str | None = None  # local SAM checkpoint, e.g. sam_vit_h_4b8939.pth (never downloaded)
+    model_type: str = "vit_h"      # vit_h | vit_l | vit_b, matching the checkpoint
+    points_per_side: int = 32      # prompt grid density
+    pred_iou_thresh: float = 0.88  # drop masks whose predicted IoU is lower
+    stability_score_thresh: float = 0.95  # drop masks less stable than this
+    min_mask_region_area: int = 0  # remove holes / islands smaller than this many pixels
+
+    RULES: ClassVar[dict[str, str]] = {"model_type": "vit_h|vit_l|vit_b", "points_per_side": ">=1",
+                                       "pred_iou_thresh": "0..1", "stability_score_thresh": "0..1",
+                                       "min_mask_region_area": ">=0"}
+
+
+@dataclass
+class HuggingFaceConfig:
+    """A transformers segmentation model (SegFormer, Mask2Former, OneFormer...) saved locally."""
+
+    model_dir: str | None = None   # local folder written by save_pretrained
+    mode: str = "auto"             # auto | panoptic | semantic
+    threshold: float = 0.5         # panoptic: mask score threshold
+    overlap_threshold: float = 0.8  # panoptic: overlap above which a mask is merged away
+
+    RULES: ClassVar[dict[str, str]] = {"mode": "auto|panoptic|semantic", "threshold": "0..1",
+                                       "overlap_threshold": "0..1"}
+
+
+@dataclass
+class PrecomputedConfig:
+    """Superpixel maps computed elsewhere (16-bit PNG or NPY)."""
+
+    folder: str | None = None      # folder holding the maps
+    pattern: str = "{sequence}/{camera}/{frame_name}"  # path of one map inside folder (without extension)
+    none_value: int | None = None  # the value the producer used for "no segment" (null: every value is one)
+
+
+@dataclass
+class SuperpixelConfig:
+    """2D superpixels (SPEC section 3): one uint16 map per camera image, 0 = covered by no segment."""
+
+    method: str = "slic"           # slic | sam | hf | precomputed
+    device: str = "cpu"            # where a VFM runs (cpu | cuda)
+    slic: SlicConfig = field(default_factory=SlicConfig)  # options of method=slic
+    sam: SamConfig = field(default_factory=SamConfig)  # options of method=sam
+    hf: HuggingFaceConfig = field(default_factory=HuggingFaceConfig)  # options of method=hf
+    precomputed: PrecomputedConfig = field(default_factory=PrecomputedConfig)  # options of method=precomputed
+
+    RULES: ClassVar[dict[str, str]] = {"method": "|".join(SUPERPIXEL_METHODS)}
+
+
+@dataclass
+class GroundConfig:
+    """RANSAC ground removal, per range sector so sloped or uneven roads still fit."""
+
+    distance: float = 0.25         # inlier distance to the plane, metres
+    iterations: int = 100          # RANSAC iterations per sector
+    sectors: int = 1               # range sectors (1 = one plane for the whole sweep)
+    sector_range: float = 20.0     # metres per sector when sectors > 1
+    max_tilt_deg: float = 20.0     # reject candidate planes steeper than this (walls are not ground)
+    sensor_height: float | None = None  # prior: reject planes far from this height below the sensor
+
+    RULES: ClassVar[dict[str, str]] = {"distance": ">0", "iterations": ">=1", "sectors": ">=1",
+                                       "sector_range": ">0", "max_tilt_deg": ">0"}
+
+
+@dataclass
+class SuperpointConfig:
+    """3D superpoints for the temporal terms (SPEC section 4)."""
+
+    gap: int = 1                   # pair frame t with t+gap
+    ground: GroundConfig = field(default_factory=GroundConfig)  # ground removal before clustering
+    ground_mode: str = "segment"   # segment: ground is one segment of its own; ignore: ground gets -1
+    min_cluster_size: int = 20     # HDBSCAN: smallest cluster
+    min_samples: int | None = None  # HDBSCAN: neighbourhood size (null = min_cluster_size)
+    cluster_selection_epsilon: float = 0.3  # HDBSCAN: merge clusters closer than this, metres
+    max_range: float = 60.0        # points farther than this are not clustered (sparse, unreliable)
+    voxel: float = 0.15            # cluster voxel centroids of this size, then spread ids back (speed)
+    seed: int = 0                  # RANSAC seed
+
+    RULES: ClassVar[dict[str, str]] = {"gap": ">=1", "ground_mode": "segment|ignore", "min_cluster_size": ">=2",
+                                       "min_samples": ">=1", "cluster_selection_epsilon": ">=0", "max_range": ">0",
+                                       "voxel": ">0"}
+
+
+@dataclass
+class BackboneConfig:
+    """Shape of the 3D backbone (MinkUNet; the default is Res16UNet34C)."""
+
+    in_channels: int = 1           # input features per voxel (intensity)
+    stem_channels: int = 32        # width of the stem
+    planes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 256, 128, 96, 96])  # widths of 8 stages
+    layers: list[int] = field(default_factory=lambda: [2, 3, 4, 6, 2, 2, 2, 2])  # residual blocks per stage
+    stem_kernel: int = 3           # kernel of the stem convolutions
+    bn_momentum: float = 0.02      # BatchNorm momentum
+
+    RULES: ClassVar[dict[str, str]] = {"in_channels": ">=1", "stem_channels": ">=1", "stem_kernel": ">=1",
+                                       "bn_momentum": "0..1"}
+
+
+@dataclass
+class ModelConfig:
+    """The 3D network: its backbone, the projection width, the sparse engine, and pretrained weights."""
+
+    backbone: BackboneConfig = field(default_factory=BackboneConfig)  # backbone shape (random init)
+    proj_dim: int = 64             # pretraining: output width of the heads H_p and H_i
+    engine: str = "auto"           # sparse engine: auto | spconv | spconv-triton
+    pretrained: str | None = None  # downstream: backbone.pt of `seal pretrain` (null = random initialisation)
+
+    RULES: ClassVar[dict[str, str]] = {"proj_dim": ">=1", "engine": "|".join(SPARSE_ENGINES)}
+
+
+@dataclass
+class TeacherConfig:
+    """The frozen 2D network G; ``weights`` is a local file (MoCo-v2, torchvision, DINO, DINOv2 formats)."""
+
+    backbone: str = "resnet50"     # resnet50 | resnet101 | vit_small_patch16 | vit_small_patch14_dinov2 | ...
+    weights: str | None = None     # null = random init (said loudly; fine for tests, never for real runs)
+    model_kwargs: dict[str, Any] = field(default_factory=dict)  # timm options, e.g. a small ViT for CPU demos
+
+
+@dataclass
+class LossConfig:
+    """Weights and temperature of L = vfm L_vfm + tmp L_tmp + p2s L_p2s (SPEC section 6)."""
+
+    vfm: float = 1.0               # weight of L_vfm (points vs superpixels of the 2D teacher)
+    tmp: float = 1.0               # weight of L_tmp (superpoints of frame t vs frame t+n)
+    p2s: float = 1.0               # weight of L_p2s (points vs their superpoint's mean)
+    tau: float = 0.07              # temperature of every InfoNCE
+    p2s_max_points: int = 8192     # points sampled per step for L_p2s (bounds the points x segments logits)
+    normalize_pooled: bool = False  # re-normalise pooled means (SLidR does not)
+
+    RULES: ClassVar[dict[str, str]] = {"vfm": ">=0", "tmp": ">=0", "p2s": ">=0", "tau": ">0",
+                                       "p2s_max_points": ">=1"}
+
+
+@dataclass
+class AugmentConfig:
+    """SPEC section 7 augmentations; crop sizes are (height, width)."""
+
+    rotate: bool = True            # random rotation about z
+    flip: bool = True              # random flips of x and y
+    cuboid_drop: bool = True       # drop a random cuboid of points (pairings kept above the minimum)
+    min_pairings_per_image: int = 1024  # cuboid drop never leaves an image fewer pairings than this
+    crop_size: list[int] = field(default_factory=lambda: [224, 416])  # image crop (height, width)
+    crop_scale: list[float] = field(default_factory=lambda: [0.3, 1.0])  # crop area range (fraction of image)
+    crop_ratio: list[float] = field(default_factory=lambda: [14 / 9, 17 / 9])  # crop aspect-ratio range
+    crop_attempts: int = 10        # tries to find a crop inside the image before a centre crop
+    hflip: bool = True             # random horizontal flip of the crop
+
+    RULES: ClassVar[dict[str, str]] = {"min_pairings_per_image": ">=0", "crop_attempts": ">=1"}
+
+
+@dataclass
+class OptimConfig:
+    """SGD with a cosine schedule (SPEC section 7). Effective lr = lr * global_batch / lr_reference_batch."""
+
+    lr: float = 0.5                # learning rate (of the backbone when fine-tuning)
+    lr_reference_batch: int | None = 16  # global batch the lr is given for (null: never scaled)
+    head_lr: float | None = None   # fine-tuning: lr of the classifier (null = lr)
+    momentum: float = 0.9          # SGD momentum
+    dampening: float = 0.1         # SGD dampening
+    weight_decay: float = 1e-4     # L2 weight decay
+    epochs: int = 50               # passes over the training samples
+    warmup_steps: int = 0          # linear warm-up steps before the cosine decay
+
+    RULES: ClassVar[dict[str, str]] = {"lr": ">=0", "lr_reference_batch": ">=1", "head_lr": ">=0",
+                                       "momentum": ">=0", "dampening": ">=0", "weight_decay": ">=0",
+                                       "epochs": ">=1", "warmup_steps": ">=0"}
+
+
+@dataclass
+class DownstreamOptimConfig(OptimConfig):
+    """SPEC section 8: probe 100 epochs, batch 16, lr 0.05; fine-tune lr 0.02 backbone / 2.0 head; no scaling."""
+
+    lr: float = 0.05               # learning rate (of the backbone when fine-tuning)
+    lr_reference_batch: int | None = None  # global batch the lr is given for (null: never scaled)
+    head_lr: float | None = 2.0    # fine-tuning: lr of the classifier (null = lr)
+    dampening: float = 0.0         # SGD dampening
+    epochs: int = 100              # passes over the training frames
+
+
+@dataclass
+class TrainConfig:
+    """How a training run executes: batching, devices, logging, checkpoints."""
+
+    batch_size: int = 4            # samples per process and micro-step
+    accumulate: int = 1            # micro-batches per optimiser step
+    num_workers: int = 2           # data-loader worker processes
+    amp: bool = True               # mixed precision on CUDA (ignored on CPU)
+    amp_dtype: str = "float16"     # float16 | bfloat16 (autocast dtype when amp is on)
+    seed: int = 0                  # seed of weights, data order and augmentations
+    deterministic: bool = False    # bitwise-repeatable runs (on CPU: single-threaded, slower)
+    device: str = "auto"           # auto | cpu | cuda
+    run_dir: str | None = None     # run folder (default runs/COMMAND-TIME)
+    log_every: int = 10            # optimiser steps between logged metrics (losses are read back only then)
+    checkpoint_every: int = 200    # optimiser steps between checkpoints (one is also written at each epoch end)
+    keep_checkpoints: int = 2      # newest step-N.pt files kept (last.pt is always kept)
+    max_steps: int | None = None   # stop (with a checkpoint) after this many optimiser steps in total
+    resume: str | None = None      # continue a run: its folder or a checkpoint file (its config.yaml is the base)
+
+    RULES: ClassVar[dict[str, str]] = {"batch_size": ">=1", "accumulate": ">=1", "num_workers": ">=0",
+                                       "amp_dtype": "float16|bfloat16", "device": "auto|cpu|cuda",
+                                       "log_every": ">=1", "checkpoint_every": ">=1", "keep_checkpoints": ">=0",
+                                       "max_steps": ">=1"}
+
+
+@dataclass
+class DownstreamTrainConfig(TrainConfig):
+    """Downstream defaults: the paper's batch of 16 frames."""
+
+    batch_size: int = 16           # frames per process and micro-step
+    checkpoint_every: int = 500    # optimiser steps between checkpoints (one is also written at each epoch end)
+
+
+@dataclass
+class DownstreamConfig:
+    """Options of linear probing and fine-tuning beyond the shared training loop."""
+
+    lovasz_weight: float = 1.0     # loss = cross-entropy + lovasz_weight * Lovász-softmax (label 0 ignored)
+    augment: bool = True           # fine-tuning: random rotation + flips (a probe on cached features does not)
+    cache_features: bool = True    # probe: run the frozen backbone once per frame, train the head on cached ones
+    max_points_per_frame: int = 20000  # probe feature cache: labelled points sampled per training frame
+    standardize_features: bool = False  # probe diagnostic: z-score features first (not the paper's protocol)
+
+    RULES: ClassVar[dict[str, str]] = {"lovasz_weight": ">=0", "max_points_per_frame": ">=1"}
+
+
+@dataclass
+class SplitConfig:
+    """Which frames train and which evaluate. Official lists come with the dataset's format; any other dataset
+    names its sequences here (few-shot fractions then take every k-th of their sorted frames)."""
+
+    fraction: int = 100            # % of the labelled training set: 1 | 5 | 10 | 25 | 100
+    train_sequences: list[str] | None = None  # training sequences (null = the format's official split)
+    val_sequences: list[str] | None = None  # validation sequences (null = the format's official split)
+
+    RULES: ClassVar[dict[str, str]] = {"fraction": "|".join(map(str, FRACTIONS))}
+
+
+@dataclass
+class StageOptions:
+    """How a cached stage runs."""
+
+    shard: str | None = None       # i/n: every n-th item from the i-th (default: torchrun rank/world, else 0/1)
+    fail_fast: bool = False        # stop at the first failed item
+    progress: bool = True          # show a progress bar
+
+
+@dataclass
+class InfoOptions:
+    """`seal info`."""
+
+    label_sample: int = 20         # frames read to measure class shares (0 skips)
+
+    RULES: ClassVar[dict[str, str]] = {"label_sample": ">=0"}
+
+
+@dataclass
+class ShowOptions:
+    """`seal show`."""
+
+    frame: int = 0                 # frame index over the whole dataset
+    out: str = ""                  # PNG to write (default WHAT.png)
+
+
+@dataclass
+class SynthOptions:
+    """`seal synth`: procedural streets in the SemanticKITTI layout."""
+
+    out: str = ""                  # folder to write the dataset into
+    sequences: int = 4             # number of sequences
+    frames: int = 20               # frames per sequence
+    seed: int = 0                  # random seed; the same seed gives the same files
+    cameras: int = 1               # cameras per frame: 1 (front) up to 6 (a ring)
+
+    RULES: ClassVar[dict[str, str]] = {"sequences": ">=1", "frames": ">=1", "cameras": "1|2|3|4|5|6"}
+
+
+@dataclass
+class CorruptOptions:
+    """`seal corrupt`: one Robo3D corruption at one severity."""
+
+    corruption: str = ""           # fog | wet_ground | snow | motion_blur | beam_missing | crosstalk | ...
+    severity: str = "moderate"     # light | moderate | heavy
+    out: str = ""                  # folder to write the corrupted dataset into
+    seed: int = 0                  # random seed (same seed, same output)
+    progress: bool = True          # show a progress bar
+
+    RULES: ClassVar[dict[str, str]] = {"corruption": "|".join(CORRUPTIONS), "severity": "|".join(SEVERITIES)}
+
+
+@dataclass
+class EvaluateOptions:
+    """`seal evaluate`."""
+
+    checkpoint: str = ""           # model.pt of `seal probe` / `seal finetune`
+    split: str = "val"             # val | all: the frames to evaluate
+    robustness: bool = False       # also evaluate under the 8 corruptions x 3 severities (mCE, mRR)
+    baseline: str | None = None    # robustness baseline YAML (default: the one the dataset's format names)
+    save_predictions: str | None = None  # folder for predictions in the dataset's own format
+    out: str | None = None         # results folder (default: next to the checkpoint)
+
+    RULES: ClassVar[dict[str, str]] = {"split": "val|all"}
+
+
+@dataclass
+class DemoOptions:
+    """`seal demo`."""
+
+    out: str = "seal-demo"         # output folder
+    quick: bool = False            # a much smaller run (a smoke test, not a result)

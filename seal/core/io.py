@@ -1,0 +1,129 @@
+"""Low-level readers of the file formats the datasets use; each failure names the file and the problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from seal.core.errors import DataError
+
+
+def read_points(path: Path, columns: int = 4, keep: int = 4) -> np.ndarray:
+    """Read a float32 point file of ``columns`` values per point; return the first ``keep`` as Nx``keep``."""
+    if not path.is_file():
+        raise DataError(path, "point file not found")
+    size = path.stat().st_size
+    if size % (4 * columns):
+        raise DataError(path, f"size {size} bytes is not a multiple of {4 * columns} "
+                              f"({columns} float32 per point): the file is truncated or not a point file")
+    data = np.fromfile(path, dtype=np.float32).reshape(-1, columns)[:, :keep]
+    bad = ~np.isfinite(data[:, :3]).all(axis=1)
+    if bad.any():
+        raise DataError(path, f"{int(bad.sum())} of {len(data)} points have NaN or infinite coordinates "
+                              f"(first at point {int(np.flatnonzero(bad)[0])})",
+                        "repair or drop these points before using the file")
+    return np.ascontiguousarray(data)
+
+
+def point_count(path: Path, columns: int = 4) -> int:
+    """Number of points of a float32 point file, from its size alone."""
+    return path.stat().st_size // (4 * columns)
+
+
+def read_semantickitti_labels(path: Path, num_points: int) -> tuple[np.ndarray, np.ndarray]:
+    """(semantic ids, instance ids) of a SemanticKITTI ``.label`` file checked against the scan length."""
+    if not path.is_file():
+        raise DataError(path, "label file not found")
+    size = path.stat().st_size
+    if size % 4:
+        raise DataError(path, f"size {size} bytes is not a multiple of 4 (one uint32 per point)")
+    raw = np.fromfile(path, dtype=np.uint32)
+    if raw.shape[0] != num_points:
+        raise DataError(path, f"holds {raw.shape[0]} labels but the scan has {num_points} points",
+                        "the label file does not belong to this scan")
+    return (raw & 0xFFFF).astype(np.int64), (raw >> 16).astype(np.int64)
+
+
+def read_image(path: Path, expect_size: tuple[int, int] | None = None) -> np.ndarray:
+    """An RGB image as HxWx3 uint8, optionally checked against the (width, height) the calibration expects."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise DataError(path, "image file not found")
+    try:
+        with Image.open(path) as img:
+            array = np.asarray(img.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(path, f"cannot be decoded as an image: {err}") from err
+    if expect_size is not None and (array.shape[1], array.shape[0]) != tuple(expect_size):
+        raise DataError(path, f"is {array.shape[1]}x{array.shape[0]} px but {expect_size[0]}x{expect_size[1]} "
+                              "was expected")
+    return array
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image from its header, without decoding the pixels."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise DataError(path, "image file not found")
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except (UnidentifiedImageError, OSError) as err:
+        raise DataError(path, f"cannot be read as an image: {err}") from err
+
+
+def read_kitti_calib(path: Path) -> dict[str, np.ndarray]:
+    """The ``KEY: v1 v2 ...`` lines of a KITTI-style calibration file as float arrays."""
+    if not path.is_file():
+        raise DataError(path, "calibration file not found")
+    out: dict[str, np.ndarray] = {}
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        key, sep, values = line.partition(":")
+        try:
+            if not sep:
+                raise ValueError("no ':' separator")
+            out[key.strip()] = np.array([float(v) for v in values.split()], dtype=np.float64)
+        except ValueError as err:
+            raise DataError(path, f"line {number} is not 'KEY: numbers' ({err})") from err
+    return out
+
+
+def to_homogeneous(matrix: np.ndarray, path: Path, key: str) -> np.ndarray:
+    """A 3x4 (12 values) or 4x4 (16 values) rigid transform as a checked, invertible 4x4 matrix."""
+    if matrix.size not in (12, 16):
+        raise DataError(path, f"{key} has {matrix.size} values, expected 12 (3x4) or 16 (4x4)")
+    out = np.eye(4)
+    out[: matrix.size // 4] = matrix.reshape(-1, 4)
+    check_rigid(out, path, key)
+    return out
+
+
+def check_rigid(transform: np.ndarray, path: Path | str, key: str) -> None:
+    """Fail clearly when a transform is singular or not finite (a broken calibration)."""
+    rot = transform[:3, :3]
+    if not np.isfinite(transform).all():
+        raise DataError(path, f"{key} contains NaN or infinite values")
+    det = float(np.linalg.det(rot))
+    if abs(det) < 1e-6:
+        raise DataError(path, f"{key} is not invertible (determinant of its 3x3 part is {det:.3g})",
+                        "the calibration is corrupt; re-export it")
+
+
+def read_poses(path: Path, count: int) -> np.ndarray:
+    """``count`` 4x4 poses from a KITTI ``poses.txt`` (one 3x4 row-major matrix per line)."""
+    try:
+        values = np.loadtxt(path, dtype=np.float64, ndmin=2)
+    except ValueError as err:
+        raise DataError(path, f"is not a table of numbers: {err}") from err
+    if values.shape[1] != 12:
+        raise DataError(path, f"has {values.shape[1]} values per line, expected 12 (a 3x4 matrix)")
+    if values.shape[0] != count:
+        raise DataError(path, f"has {values.shape[0]} poses but the sequence has {count} scans")
+    poses = np.tile(np.eye(4), (count, 1, 1))
+    poses[:, :3, :] = values.reshape(-1, 3, 4)
+    return poses

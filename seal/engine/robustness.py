@@ -1,0 +1,101 @@
+"""`seal evaluate`: a trained model on a dataset's split, clean and (with --robustness) under 8 x 3 corruptions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from seal.core.atomic import write_text_atomic
+from seal.core.config import SplitConfig, TrainConfig, VoxelConfig
+from seal.core.errors import ConfigError, DataError
+from seal.core.schemas import EvaluateSchema
+from seal.core.settings import load_config
+from seal.data import open_configured
+from seal.engine.distributed import distributed_run
+from seal.engine.evaluate import evaluate_frames
+from seal.evaluation.metrics import (
+    CORRUPTIONS,
+    SEVERITIES,
+    load_robustness_baseline,
+    render_results,
+    robustness_table,
+    write_results,
+)
+from seal.models.segmentation import load_model
+from seal.samples.frames import split_indices
+
+
+def run_evaluate(cfg: EvaluateSchema, progress: bool = True) -> dict:
+    """Evaluate ``cfg.evaluate.checkpoint`` on ``cfg.data``; returns {"miou": ..., "robustness": rows or None}.
+
+    The split comes from the checkpoint's run folder (its config.yaml) unless ``split.*`` keys are given."""
+    opts = cfg.evaluate
+    if not opts.checkpoint:
+        raise ConfigError("evaluate.checkpoint is not set: give the model.pt of `seal probe` / `seal finetune`")
+    checkpoint = Path(opts.checkpoint)
+    model, meta = load_model(checkpoint)
+    with distributed_run(TrainConfig(), cfg.model.engine) as dist:
+        model.to(dist.device)
+        run_config = checkpoint.parent / "config.yaml"
+        split = cfg.split
+        if run_config.is_file() and split == SplitConfig():
+            split = load_config(EvaluateSchema, run_config).split
+        dataset = open_configured(cfg.data)
+        if dataset.label_map.num_classes != meta["num_classes"]:
+            raise DataError(dataset.root, f"uses label map {dataset.label_map.name} ({dataset.label_map.num_classes} "
+                                          f"classes) but the model predicts {meta['num_classes']} "
+                                          f"({meta.get('label_map')})")
+        indices = list(range(len(dataset))) if opts.split == "all" else split_indices(dataset, split)[1]
+        voxel = VoxelConfig(**meta["voxel"])
+        out = Path(opts.out) if opts.out else checkpoint.parent / f"eval-{Path(dataset.root).resolve().name}"
+        names = list(dataset.label_map.class_names)
+        predictions = Path(opts.save_predictions) if opts.save_predictions else None
+        cm = evaluate_frames(model, dataset, indices, voxel, dist.device, predictions_dir=predictions,
+                             progress=progress)
+        write_results(cm, names, out, opts.split)
+        if progress:
+            render_results(cm, names, title=f"{checkpoint} on {dataset.root} ({opts.split}, {len(indices)} frames)")
+        result = {"miou": cm.miou(), "robustness": None}
+        if opts.robustness:
+            baseline = Path(opts.baseline) if opts.baseline else None
+            result["robustness"] = robustness(model, dataset, indices, voxel, dist.device, cm.miou(), baseline, out)
+    print(f"results: {out}")
+    return result
+
+
+def robustness(model, dataset, indices, voxel, device: torch.device, clean: float, baseline_path: Path | None,
+               out: Path) -> list[dict]:
+    """mIoU under every corruption and severity, then CE / RR per corruption and mCE / mRR (Robo3D)."""
+    results = {}
+    for name in CORRUPTIONS:
+        results[name] = [evaluate_frames(model, dataset, indices, voxel, device, corruption=(name, severity),
+                                         desc=f"{name}:{severity}").miou() for severity in SEVERITIES]
+    key = dataset.format.robustness_baseline if dataset.format is not None else None
+    if key is None and baseline_path is None:
+        raise ConfigError(f"{dataset.root}: its format ({dataset.kind}) names no Robo3D baseline; give "
+                          "evaluate.baseline=FILE.yaml")
+    baseline = load_robustness_baseline(key or "", baseline_path)
+    rows = robustness_table(results, clean, baseline)
+    write_text_atomic(out / "robustness.json", json.dumps({"baseline": baseline.source, "rows": rows}, indent=2))
+    render_robustness(rows, baseline.model)
+    return rows
+
+
+def render_robustness(rows: list[dict], baseline_name: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    def fmt(v) -> str:
+        return "-" if v is None else f"{v:.1f}"
+
+    table = Table(title=f"robustness (mIoU %, CE against {baseline_name}, RR)", title_justify="left")
+    for col in ("corruption", *SEVERITIES, "mean", "CE", "RR"):
+        table.add_column(col, justify="left" if col == "corruption" else "right")
+    for row in rows:
+        table.add_row(row["corruption"], *(fmt(row[s]) for s in SEVERITIES), fmt(row["mean"]), fmt(row["ce"]),
+                      fmt(row["rr"]))
+    Console().print(table)
+    last = rows[-1]
+    Console().print(f"clean mIoU {fmt(last.get('clean'))}  mCE {fmt(last['ce'])}  mRR {fmt(last['rr'])}")

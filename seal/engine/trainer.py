@@ -1,0 +1,234 @@
+"""The one training loop of seal: pretraining, linear probing and fine-tuning plug a `TrainingTask` into it.
+
+The loop owns what every run needs: device and DDP set-up, gradient accumulation (``no_sync`` on non-final
+micro-steps), SGD with a cosine schedule, autocast (fp16 with a grad scaler, or bf16), logging (losses are read
+back from the device only at logging steps), atomic checkpoints with exact resume, and the summary table.
+The task supplies the model, its samples and its loss.
+
+Exact resume: the data order is a pure function of (seed, epoch, step) (`StepSchedule`), every sample draws its
+augmentations from its own seeded generator, and a checkpoint holds model, optimiser, scheduler, scaler and RNG
+states with the position in the epoch, so a resumed run continues as if it had never stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from seal.core.checkpoint import load_checkpoint, prune_checkpoints, rng_state, save_checkpoint, set_rng_state
+from seal.core.config import OptimConfig, TrainConfig
+from seal.engine.distributed import DistInfo, mean_over_ranks
+from seal.engine.rundir import RunLogger
+from seal.engine.sampler import StepSchedule
+
+
+class TrainingTask(Protocol):
+    """What a training run plugs into `Trainer`."""
+
+    name: str                       # pretrain | probe | finetune (progress bar, summary title)
+    terms: tuple[str, ...]          # loss terms returned by `loss`; "total" first
+
+    def trainable(self) -> torch.nn.Module:
+        """The module whose parameters train (wrapped in DDP); its state dict is what checkpoints hold."""
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """SGD parameter groups, each with its unscaled "lr"."""
+
+    def schedule(self) -> StepSchedule:
+        """Which samples each micro-step of this process reads."""
+
+    def loader(self, batches: Iterable[list[Any]]) -> Iterable[Any]:
+        """Collated batches for the given lists of sample keys, in order."""
+
+    def loss(self, model: torch.nn.Module, batch: Any, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The loss terms of one micro-batch (``model`` is the possibly DDP-wrapped trainable module)."""
+
+    def points(self, batch: Any) -> int:
+        """Points in a batch, for throughput."""
+
+
+def cosine(step: int, total: int, warmup: int = 0) -> float:
+    """The lr factor at ``step``: linear warm-up, then cosine decay to 0 at ``total``."""
+    if warmup and step < warmup:
+        return (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+@dataclass
+class TrainResult:
+    """What the loop did: logged losses (global mean over processes), steps, time, throughput."""
+
+    history: dict[str, list[float]] = field(default_factory=dict)
+    first: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    epochs_completed: int = 0
+    points: int = 0
+    seconds: float = 0.0
+    stopped_at_max_steps: bool = False
+    lr: float = 0.0
+
+    @property
+    def last(self) -> dict[str, float]:
+        """Mean of the last 10% of the logged values of each term."""
+        return {t: float(np.mean(v[-max(1, len(v) // 10):])) if v else float("nan") for t, v in self.history.items()}
+
+
+class Trainer:
+    """Runs a `TrainingTask` for ``optim.epochs`` epochs (or ``train.max_steps`` steps), with exact resume."""
+
+    def __init__(self, task: TrainingTask, train: TrainConfig, optim: OptimConfig, dist: DistInfo, run_dir: Path,
+                 config_yaml: str, progress: bool = True) -> None:
+        self.task, self.train, self.optim, self.dist = task, train, optim, dist
+        self.run_dir, self.config_yaml, self.progress = run_dir, config_yaml, progress and dist.is_main
+        self.module = task.trainable().to(dist.device)
+        self.model = self.module
+        if dist.enabled:
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                self.module, device_ids=[dist.local_rank] if dist.device.type == "cuda" else None)
+        self.sched = task.schedule()
+        global_batch = self.sched.batch_size * self.sched.world * self.sched.accumulate
+        scale = global_batch / optim.lr_reference_batch if optim.lr_reference_batch else 1.0
+        groups = [{**g, "lr": g["lr"] * scale} for g in task.param_groups()]
+        self.lr = groups[0]["lr"]
+        self.optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=optim.momentum, dampening=optim.dampening,
+                                         weight_decay=optim.weight_decay)
+        total = self.sched.steps_per_epoch * optim.epochs
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
+                                                           lambda s: cosine(s, total, optim.warmup_steps))
+        on_cuda = dist.device.type == "cuda"
+        self.amp_dtype = torch.bfloat16 if train.amp_dtype == "bfloat16" else torch.float16
+        self.use_amp = train.amp and on_cuda
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+        self.epoch = self.start_step = self.global_step = 0
+
+    # -- checkpoints ---------------------------------------------------------------------------------------
+    def resume(self, path: Path) -> None:
+        """Continue from a checkpoint written by `save`."""
+        state = load_checkpoint(path, self.dist.device)
+        self.module.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        set_rng_state(state["rng"])
+        self.epoch, self.start_step, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
+        if self.start_step >= self.sched.steps_per_epoch:
+            self.epoch, self.start_step = self.epoch + 1, 0
+
+    def save(self, step_in_epoch: int) -> None:
+        if not self.dist.is_main:
+            return
+        payload = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
+                   "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(), "rng": rng_state(),
+                   "epoch": self.epoch, "step_in_epoch": step_in_epoch, "global_step": self.global_step,
+                   "kind": self.task.name, "config": self.config_yaml}
+        folder = self.run_dir / "checkpoints"
+        save_checkpoint(folder / f"step-{self.global_step}.pt", payload)
+        save_checkpoint(folder / "last.pt", payload)
+        prune_checkpoints(folder, self.train.keep_checkpoints)
+
+    # -- the loop ------------------------------------------------------------------------------------------
+    def _micro_batches(self) -> Iterator[tuple[int, int, Any]]:
+        """(step in epoch, global micro index, collated batch) from the current position to the epoch's end."""
+        rank = self.dist.rank if self.sched.world > 1 else 0  # a one-process schedule over this rank's own data
+        micro = self.sched.micro_batches(self.epoch, rank, self.start_step)
+        batches = self.task.loader([[(self.epoch, i) for i in m[2]] for m in micro])
+        for (step, g, _), batch in zip(micro, batches, strict=True):
+            yield step, g, batch
+
+    def fit(self) -> TrainResult:
+        """Train to the end (or ``max_steps``); checkpoints periodically, at each epoch's end and at the stop."""
+        result = TrainResult(history={t: [] for t in self.task.terms}, lr=self.lr)
+        logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
+        start, acc, device = time.perf_counter(), self.sched.accumulate, self.dist.device
+        while self.epoch < self.optim.epochs and not result.stopped_at_max_steps:
+            bar = self._bar()
+            self.module.train()
+            sums = {t: torch.zeros((), device=device) for t in self.task.terms}
+            step_start, step_points = time.perf_counter(), 0
+            for step, g, batch in self._micro_batches():
+                final = (g // self.sched.world) % acc == acc - 1
+                batch = batch.to(device, non_blocking=True) if hasattr(batch, "to") else batch
+                generator = torch.Generator(device="cpu").manual_seed(
+                    int(np.random.default_rng([self.train.seed, self.epoch, g]).integers(2**62)))
+                sync = contextlib.nullcontext() if final or not self.dist.enabled else self.model.no_sync()
+                with sync:
+                    with torch.autocast(device_type=device.type, dtype=self.amp_dtype, enabled=self.use_amp):
+                        losses = self.task.loss(self.model, batch, generator)
+                    self.scaler.scale(losses["total"] / acc).backward()
+                for t in self.task.terms:
+                    sums[t] += losses[t].detach().float() / acc
+                step_points += self.task.points(batch)
+                if not final:
+                    continue
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
+                self.scheduler.step()
+                self.global_step += 1
+                result.points += step_points * self.dist.world
+                if self.global_step % self.train.log_every == 0 or self.global_step == 1:
+                    rate = step_points * self.dist.world / max(time.perf_counter() - step_start, 1e-9)
+                    self._log(result, logger, bar, sums, rate)
+                if bar is not None:
+                    bar.update(1)
+                sums = {t: torch.zeros((), device=device) for t in self.task.terms}
+                step_start, step_points = time.perf_counter(), 0
+                done = step + 1
+                stop = self.train.max_steps is not None and self.global_step >= self.train.max_steps
+                if stop or self.global_step % self.train.checkpoint_every == 0 or done == self.sched.steps_per_epoch:
+                    self.save(done)
+                if stop:
+                    result.stopped_at_max_steps = True
+                    break
+            if bar is not None:
+                bar.close()
+            if not result.stopped_at_max_steps:
+                self.epoch, self.start_step = self.epoch + 1, 0
+        logger.close()
+        result.steps, result.epochs_completed = self.global_step, self.epoch
+        result.seconds = time.perf_counter() - start
+        return result
+
+    def _bar(self):
+        if not self.progress:
+            return None
+        from tqdm import tqdm
+
+        return tqdm(total=self.sched.steps_per_epoch, initial=self.start_step, unit="step", dynamic_ncols=True,
+                    desc=f"{self.task.name}: epoch {self.epoch + 1}/{self.optim.epochs}", leave=False)
+
+    def _log(self, result: TrainResult, logger: RunLogger, bar, sums: dict[str, torch.Tensor], rate: float) -> None:
+        """Read the step's losses back (the only host synchronisation of a step), average over processes."""
+        reduced = {t: float(mean_over_ranks(v, self.dist)) for t, v in sums.items()}
+        if not result.first:
+            result.first = dict(reduced)
+        for t, v in reduced.items():
+            result.history[t].append(v)
+        logger.log(self.global_step, {**{f"loss/{t}": v for t, v in reduced.items()},
+                                      "lr": self.optimizer.param_groups[0]["lr"], "throughput/points_per_s": rate})
+        if bar is not None:
+            bar.set_postfix(loss=f"{reduced['total']:.3f}", pts_s=f"{rate:,.0f}")
+
+
+def render_losses(result: TrainResult, title: str) -> None:
+    """The summary table of a training run: each loss term at its first logged step and over the last 10%."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{title} ({result.steps} steps, {result.seconds:.1f} s, "
+                        f"{result.points / max(result.seconds, 1e-9):,.0f} points/s)", title_justify="left")
+    for column in ("loss", "first step", "last 10% of logged steps"):
+        table.add_column(column, justify="left" if column == "loss" else "right")
+    last = result.last
+    for term in result.history:
+        table.add_row(term, f"{result.first.get(term, float('nan')):.4f}", f"{last.get(term, float('nan')):.4f}")
+    Console().print(table)

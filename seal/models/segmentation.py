@@ -1,0 +1,86 @@
+"""A segmentation network: the (pretrained) sparse backbone plus a 1x1 classifier over train ids 1..C."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from seal.core.checkpoint import load_checkpoint, save_checkpoint
+from seal.core.config import BackboneConfig
+from seal.core.errors import DataError
+from seal.models.export import load_backbone
+from seal.models.minkunet import MinkUNet
+from seal.models.sparse import sparse_tensor
+
+FORMAT = "seal-segmentation-v1"
+
+
+class SegmentationModel(nn.Module):
+    """Backbone + linear classifier; column j of the logits is train id j+1 (0 = ignore is never predicted)."""
+
+    def __init__(self, backbone: MinkUNet, num_classes: int) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = nn.Linear(backbone.out_channels, num_classes)
+        self.frozen = False
+
+    def freeze_backbone(self) -> None:
+        """Linear probing: no gradient into the backbone and its BatchNorm kept in eval mode."""
+        self.frozen = True
+        self.backbone.requires_grad_(False)
+        self.backbone.eval()
+
+    def train(self, mode: bool = True) -> SegmentationModel:
+        super().train(mode)
+        if self.frozen:
+            self.backbone.eval()
+        return self
+
+    def features(self, coords: torch.Tensor, feats: torch.Tensor, batch_size: int) -> torch.Tensor:
+        return self.backbone(sparse_tensor(feats, coords, batch_size))
+
+    def forward(self, coords: torch.Tensor, feats: torch.Tensor, batch_size: int) -> torch.Tensor:
+        return self.classifier(self.features(coords, feats, batch_size))
+
+
+def build_model(pretrained: str | None, backbone_cfg: BackboneConfig, num_classes: int
+                ) -> tuple[SegmentationModel, dict[str, Any]]:
+    """A model from a `seal pretrain` export (its own backbone shape) or randomly initialised."""
+    if pretrained:
+        backbone, meta = load_backbone(pretrained)
+        meta = {k: v for k, v in meta.items() if k in ("voxel", "backbone_config")}
+    else:
+        backbone, meta = MinkUNet(backbone_cfg), {"backbone_config": asdict(backbone_cfg)}
+    return SegmentationModel(backbone, num_classes), meta
+
+
+def save_model(path: Path, model: SegmentationModel, info: dict[str, Any]) -> Path:
+    payload = {"format": FORMAT, "backbone_config": asdict(model.backbone.config),
+               "num_classes": model.classifier.out_features,
+               "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, **info}
+    return save_checkpoint(path, payload)
+
+
+def load_model(path: str | Path) -> tuple[SegmentationModel, dict[str, Any]]:
+    """A trained segmentation model and its metadata (label map name, class names, voxelisation, ...)."""
+    path = Path(path)
+    payload = load_checkpoint(path)
+    if payload.get("format") != FORMAT:
+        raise DataError(path, "is not a seal segmentation checkpoint",
+                        "use RUN_DIR/model.pt written by `seal probe` or `seal finetune`")
+    model = SegmentationModel(MinkUNet(BackboneConfig(**payload["backbone_config"])), payload["num_classes"])
+    model.load_state_dict(payload["state_dict"])
+    return model, {k: v for k, v in payload.items() if k != "state_dict"}
+
+
+@torch.no_grad()
+def predict_frame(model: SegmentationModel, sample: dict, device: torch.device) -> np.ndarray:
+    """Train-id prediction (1..C) for every point of a voxelised sample."""
+    coords = torch.from_numpy(np.column_stack([np.zeros(len(sample["coords"]), np.int32), sample["coords"]]))
+    logits = model(coords.to(device), torch.from_numpy(sample["feats"]).to(device), 1)
+    return (logits.argmax(dim=1) + 1).cpu().numpy()[sample["inverse"]]

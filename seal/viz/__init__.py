@@ -1,0 +1,1 @@
+"""Pictures (PNG) of data, stage outputs and results."""
