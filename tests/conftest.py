@@ -42,3 +42,15 @@ def synthetic_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synthetic") / "synth"
     return generate_dataset(root, sequences=2, frames=4, seed=7, cameras=2, image_width=320, azimuth_steps=1024,
                             progress=False)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `cuda` are skipped cleanly on machines without a CUDA GPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (run bench/device_check.sh on a GPU machine)")
+    for item in items:
+        if "cuda" in item.keywords:
+            item.add_marker(skip)

@@ -169,3 +169,17 @@ def test_torchrun_two_processes(data, tmp_path, mode, extra):
     assert main(["evaluate", str(run / "model.pt"), str(data), "--out", str(tmp_path / "eval")]) == 0
     single = json.loads((tmp_path / "eval" / "val.json").read_text())["miou"]
     assert single == pytest.approx(100 * summary["miou"], abs=1e-3)
+
+
+@pytest.mark.parametrize("mode", ["finetune", "probe"])
+def test_resume_of_a_downstream_run_gives_the_same_model(mode, data, tmp_path, capsys):
+    """probe / finetune runs checkpoint like pretraining: a run stopped after 3 steps and resumed through the
+    command line ends with the weights of an uninterrupted run."""
+    extra = ["optim.epochs=2", "train.log_every=1"]
+    whole = run_downstream(_cfg(data, tmp_path / "whole", *extra), mode, progress=False)
+    part = tmp_path / "part"
+    run_downstream(_cfg(data, part, *extra, "train.max_steps=3"), mode, progress=False)
+    assert (part / "checkpoints" / "last.pt").is_file() and "--resume" in (part / "README.md").read_text()
+    assert main([mode, str(data), "--resume", str(part), "train.max_steps=null"]) == 0
+    a, b = load_model(whole / "model.pt")[0].state_dict(), load_model(part / "model.pt")[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]

@@ -131,8 +131,8 @@ def run_corrupt(cfg: CorruptSchema) -> int:
     from seal.data.corruptions import corrupt_dataset
 
     c = cfg.corrupt
-    if not c.out:
-        raise ConfigError("corrupt.out is not set: give --out FOLDER")
+    if not c.out or not c.corruption:
+        raise ConfigError("seal corrupt needs --corruption NAME and --out FOLDER (corrupt.corruption, corrupt.out)")
     dataset = _dataset(cfg)
     out = corrupt_dataset(dataset, c.corruption, c.severity, c.out, seed=c.seed, progress=c.progress)
     print(f"wrote {c.corruption}:{c.severity} of {dataset.root} to {out}")
@@ -212,3 +212,16 @@ register(Command("demo", "the whole pipeline on synthetic data, on a CPU, in min
                  "L_vfm only), linear-probe those and a randomly initialised backbone on 2 seeds, then print the "
                  "comparison table and write pictures.", DemoSchema, run_demo,
                  [Option(("--out",), "demo.out"), Option(("--quick",), "demo.quick")]))
+
+
+def run_doctor(cfg: PretrainSchema) -> int:
+    from seal.cli.doctor import run_doctor as doctor
+
+    return doctor(cfg)
+
+
+register(Command("doctor", "check this machine: Python, torch/CUDA, GPUs, sparse engine, extras, weights files",
+                 "One table of what a bug report needs and what to check first: Python, torch and its CUDA, GPU "
+                 "names and memory, the sparse engine found, Triton, optional extras, thread counts, and whether "
+                 "each configured weights file exists. Exit status 0 when a pretraining run could start.",
+                 PretrainSchema, run_doctor, families=("pretrain",)))

@@ -70,7 +70,7 @@ def _add_option(parser: argparse.ArgumentParser, command: Command, option: Optio
     f, owner = _field(command.schema, option.key)
     text = option.help or comments.get(option.key, "")
     dest = option.key.replace(".", "__")
-    kwargs: dict[str, Any] = {"dest": dest, "help": f"{text} [{option.key}]"}
+    kwargs: dict[str, Any] = {"dest": dest, "help": f"{text} [{option.key}]".replace("%", "%%")}
     if option.flags[0].startswith("-"):
         kwargs["default"] = None
     rule = getattr(owner, "RULES", {}).get(f.name, "")

@@ -354,7 +354,7 @@ class SynthOptions:
 class CorruptOptions:
     """`seal corrupt`: one Robo3D corruption at one severity."""
 
-    corruption: str = ""           # fog | wet_ground | snow | motion_blur | beam_missing | crosstalk | ...
+    corruption: str | None = None  # fog | wet_ground | snow | motion_blur | beam_missing | crosstalk | ...
     severity: str = "moderate"     # light | moderate | heavy
     out: str = ""                  # folder to write the corrupted dataset into
     seed: int = 0                  # random seed (same seed, same output)
