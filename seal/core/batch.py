@@ -41,7 +41,7 @@ class PairBatch(_Tensors):
     point_voxel_n: Tensor     # [N_n] long: the same for the frames t+n
     segments_t: Tensor        # [N_t] long: superpoint id of each point of the frames t (shared with t+n)
     segments_n: Tensor        # [N_n] long: superpoint id of each point of the frames t+n
-    images: Tensor            # [I, H, W, 3] uint8 image crops
+    images: Tensor            # [I, 3, H, W] float32 image crops in 0..1
     pixel_superpixel: Tensor  # [I*H*W] long: superpixel id of every pixel of every crop
     pair_voxel: Tensor        # [P] long: voxel (row of `coords`) of each pairing
     pair_superpixel: Tensor   # [P] long: superpixel id under each pairing

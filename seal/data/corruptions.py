@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 import yaml
 
-from seal.core.atomic import write_bytes_atomic, write_text_atomic
+from seal.core.atomic import write_text_atomic
 from seal.core.config import CORRUPTIONS, SEVERITIES  # noqa: E402 - re-exported
 from seal.core.errors import ConfigError, SealError
 from seal.core.frame import Dataset, Frame
 from seal.core.labelmap import LabelMap
+from seal.data.semantickitti_writer import SequenceWriter
 from seal.data.weather import FogParams, SnowParams, WeatherResult, WetGroundParams, fog, snow, wet_ground
 
 VEHICLE_CLASSES = ("car", "truck", "bus", "other-vehicle", "construction_vehicle", "trailer", "motorcycle",
@@ -313,21 +314,15 @@ def _raw_ids(frame: Frame, label_map: LabelMap) -> np.ndarray:
     return raw
 
 
-def _matrix_line(key: str, m: np.ndarray) -> str:
-    return f"{key}: " + " ".join(f"{v:.12e}" for v in np.asarray(m, dtype=np.float64)[:3].ravel()) + "\n"
-
-
-def _calib_text(frame: Frame) -> tuple[str, np.ndarray]:
-    """calib.txt (P0..P3 and Tr from the first camera, else identity-based) and its LiDAR -> cam0 transform."""
+def _calibration(frame: Frame) -> tuple[list[np.ndarray], np.ndarray]:
+    """P0..P3 and Tr from the first camera (identity-based without a usable one): the LiDAR -> cam0 transform."""
     tr, K = np.eye(4), np.eye(3)
     if frame.cameras:
         cam = frame.cameras[0]
         cand = np.asarray(cam.lidar_to_cam, dtype=np.float64)
         if cand.shape == (4, 4) and np.isfinite(cand).all() and abs(np.linalg.det(cand[:3, :3])) > 1e-6:
             tr, K = cand, np.asarray(cam.K, dtype=np.float64)
-    proj = K @ np.eye(3, 4)
-    text = "".join(_matrix_line(f"P{i}", proj) for i in range(4)) + _matrix_line("Tr", tr)
-    return text, tr
+    return [K @ np.eye(3, 4)] * 4, tr
 
 
 def corrupt_dataset(dataset: Dataset, name: str, severity: str, out: str | Path, seed: int = 0,
@@ -368,32 +363,29 @@ def corrupt_dataset(dataset: Dataset, name: str, severity: str, out: str | Path,
     bar = tqdm(total=len(dataset), desc=f"corrupt {name}:{severity}", unit="frame", disable=not progress)
     before = after = 0
     for seq, folder in zip(dataset.sequences, folders, strict=True):
-        seq_dir = out / "sequences" / folder
+        writer = SequenceWriter(out, folder)
         names = [_safe_name(f) for f in seq.frame_names]
         if len(set(names)) != len(names):
             raise SealError(f"{dataset.root}: frame names of sequence {seq.name} collide once made safe")
-        poses, times, calib, tr = {}, {}, "", np.eye(4)
+        poses, times, projections, tr = {}, {}, [], np.eye(4)
         for i, stem in enumerate(names):
             frame = seq[i]
             if i == 0:
-                calib, tr = _calib_text(frame)
+                projections, tr = _calibration(frame)
             bad = corrupt_frame(frame, name, severity, dataset.label_map, seed)
+            raw = inst = None
             if seq.has_labels or bad.labels is not None:
                 if bad.labels is None:
                     bad.labels = np.zeros(bad.num_points, dtype=np.uint8)
-                raw = _raw_ids(bad, dataset.label_map).astype(np.uint32)
-                inst = np.zeros_like(raw) if bad.instances is None else np.asarray(bad.instances).astype(np.uint32)
-                write_bytes_atomic(seq_dir / "labels" / f"{stem}.label", (raw | ((inst & 0xFFFF) << 16)).tobytes())
-            write_bytes_atomic(seq_dir / "velodyne" / f"{stem}.bin", bad.points.astype(np.float32).tobytes())
+                raw = _raw_ids(bad, dataset.label_map)
+                inst = np.zeros_like(raw) if bad.instances is None else np.asarray(bad.instances)
+            writer.write_scan(stem, bad.points, raw, inst)
             poses[stem], times[stem] = np.asarray(bad.pose, dtype=np.float64), float(bad.timestamp)
             before, after = before + frame.num_points, after + bad.num_points
             bar.update(1)
         order = sorted(names)  # the reader lists scans sorted by name
         inv_tr = np.linalg.inv(tr)
-        write_text_atomic(seq_dir / "calib.txt", calib)
-        write_text_atomic(seq_dir / "poses.txt", "".join(
-            " ".join(f"{v:.12e}" for v in (tr @ poses[s] @ inv_tr)[:3].ravel()) + "\n" for s in order))
-        write_text_atomic(seq_dir / "times.txt", "".join(f"{times[s]:.17g}\n" for s in order))
+        writer.write_meta(projections, tr, [tr @ poses[s] @ inv_tr for s in order], [times[s] for s in order])
     bar.close()
     write_text_atomic(out / RECORD_FILE, json.dumps({**record, "complete": True, "frames": len(dataset),
                                                      "points_before": before, "points_after": after},

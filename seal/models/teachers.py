@@ -125,9 +125,11 @@ class FrozenImageBackbone(nn.Module):
         """ImageNet-normalise, run the frozen network without autograd, return a [B, C, h, w] feature map."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"image teacher expects images [B, 3, H, W] in 0..1, got shape {list(images.shape)}")
-        with torch.no_grad():
+        with torch.no_grad():  # not inference_mode: the maps feed the trainable head H_i, which saves them
             x = (images.to(self.mean.dtype) - self.mean) / self.std
             if self.kind == "resnet":
+                if x.is_cuda:  # convolutions run fastest in NHWC on GPUs (the weights were moved likewise)
+                    x = x.contiguous(memory_format=torch.channels_last)
                 return self.net(x)
             height, width = x.shape[-2:]
             h, w = self.output_size(height, width)

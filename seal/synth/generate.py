@@ -17,16 +17,15 @@ each one is written to a temporary name and renamed).
 
 from __future__ import annotations
 
-import io
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from seal.core.atomic import write_text_atomic
 from seal.core.errors import SealError
+from seal.data.semantickitti_writer import SequenceWriter
 from seal.synth import materials as M
 from seal.synth.camera import CameraSpec, camera_rig, projection_matrices, render_camera
 from seal.synth.lidar import LidarSpec, scan
@@ -93,39 +92,10 @@ class SequenceGenerator:
             data.images.append(img)
         return data
 
-    def calib_text(self) -> str:
-        """calib.txt: P0, P1 (= cam0), then P2.. for the ring cameras, and Tr."""
-        mats = [self.P[0], self.P[0], *self.P]
-        lines = [f"P{i}: " + _fmt(m) for i, m in enumerate(mats)]
-        return "\n".join([*lines, "Tr: " + _fmt(self.Tr[:3])]) + "\n"
-
-    def poses_text(self) -> str:
-        return "".join(_fmt(self.camera_pose(t)[:3]) + "\n" for t in range(self.frames))
-
-    def times_text(self) -> str:
-        return "".join(f"{t * FRAME_PERIOD:.6e}\n" for t in range(self.frames))
-
-
-def _fmt(m: np.ndarray) -> str:
-    return " ".join(f"{v:.12e}" for v in np.asarray(m, dtype=np.float64).ravel())
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def _png(img: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", compress_level=3)
-    return buf.getvalue()
+    def write_meta(self, writer: SequenceWriter) -> None:
+        """calib.txt (P0, P1 = cam0, then P2.. for the ring cameras, and Tr), poses.txt, times.txt."""
+        writer.write_meta([self.P[0], self.P[0], *self.P], self.Tr, [self.camera_pose(t) for t in range(self.frames)],
+                          [t * FRAME_PERIOD for t in range(self.frames)])
 
 
 def _check_target(root: Path, meta: dict) -> None:
@@ -210,7 +180,7 @@ def generate_dataset(
     }
     _check_target(root, meta)
     root.mkdir(parents=True, exist_ok=True)
-    write_atomic(root / META_NAME, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
+    write_text_atomic(root / META_NAME, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     bar = _progress_bar(sequences * frames, progress)
     try:
         for seq in range(sequences):
@@ -225,22 +195,13 @@ def _write_sequence(seq_dir: Path, seed: int, seq: int, frames: int, params: dic
     gen = SequenceGenerator(
         seed, seq, frames, params["cameras"], params["image_width"], params["beams"], params["azimuth_steps"]
     )
-    folders = ["velodyne", "labels"] + [f"image_{i + 2}" for i in range(len(gen.rig))]
-    for name in folders:
-        (seq_dir / name).mkdir(parents=True, exist_ok=True)
-    write_atomic(seq_dir / "calib.txt", gen.calib_text().encode())
-    write_atomic(seq_dir / "poses.txt", gen.poses_text().encode())
-    write_atomic(seq_dir / "times.txt", gen.times_text().encode())
+    writer = SequenceWriter(seq_dir.parent.parent, seq_dir.name)
+    gen.write_meta(writer)
     for t in range(frames):
         stem = f"{t:06d}"
-        paths = [seq_dir / "velodyne" / f"{stem}.bin", seq_dir / "labels" / f"{stem}.label"]
-        paths += [seq_dir / f"image_{i + 2}" / f"{stem}.png" for i in range(len(gen.rig))]
-        if not all(p.is_file() for p in paths):
+        if not all(p.is_file() for p in writer.scan_paths(stem, len(gen.rig))):
             data = gen.frame(t)
-            write_atomic(paths[0], data.points.astype("<f4").tobytes())
-            write_atomic(paths[1], data.labels.astype("<u4").tobytes())
-            for p, img in zip(paths[2:], data.images, strict=True):
-                write_atomic(p, _png(img))
+            writer.write_scan(stem, data.points, data.labels, images=data.images)
         if bar is not None:
             bar.update(1)
 
