@@ -18,9 +18,10 @@ from seal.core.schemas import (
     SuperpointsSchema,
     SynthSchema,
 )
+from seal.data.formats import FORMATS
 
 DATA = Option(("path",), "data.path", help="dataset folder (SemanticKITTI, nuScenes or KITTI object layout)")
-KIND = Option(("--kind",), "data.kind", choices=("semantickitti", "nuscenes", "kitti-object"),
+KIND = Option(("--kind",), "data.kind", choices=tuple(FORMATS),
               help="dataset layout; detected from the folder when omitted")
 STAGE = [Option(("--shard",), "stage.shard"), Option(("--cache",), "cache.root"),
          Option(("--fail-fast",), "stage.fail_fast"), Option(("--no-progress",), "stage.progress", const=False)]

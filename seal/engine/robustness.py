@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -39,10 +40,13 @@ def run_evaluate(cfg: EvaluateSchema, progress: bool = True) -> dict:
     with distributed_run(TrainConfig(), cfg.model.engine) as dist:
         model.to(dist.device)
         run_config = checkpoint.parent / "config.yaml"
-        split = cfg.split
-        if run_config.is_file() and split == SplitConfig():
-            split = load_config(EvaluateSchema, run_config).split
-        dataset = open_configured(cfg.data)
+        split, data = cfg.split, cfg.data
+        if run_config.is_file():  # the run's own split and label map, unless given here
+            trained = load_config(EvaluateSchema, run_config)
+            split = trained.split if split == SplitConfig() else split
+            if data.label_map is None and trained.data.label_map is not None:
+                data = dataclasses.replace(data, label_map=trained.data.label_map)
+        dataset = open_configured(data)
         if dataset.label_map.num_classes != meta["num_classes"]:
             raise DataError(dataset.root, f"uses label map {dataset.label_map.name} ({dataset.label_map.num_classes} "
                                           f"classes) but the model predicts {meta['num_classes']} "
