@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from seal import __version__
-from seal.core.errors import ConfigError, SealError
+from seal.core.errors import ConfigError, Preempted, SealError
 
 EPILOG = """\
 examples:
@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     args, overrides = _parse(argv)
     try:
         return run(args, overrides)
+    except Preempted as stop:
+        print(f"seal: {stop}", file=sys.stderr)
+        return Preempted.exit_code
     except SealError as err:
         print(f"seal: error: {err}", file=sys.stderr)
         return 2

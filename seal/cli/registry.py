@@ -117,16 +117,35 @@ def option_values(args: argparse.Namespace, command: Command) -> dict[str, Any]:
 
 
 def build_config(command: Command, config: str | None, values: dict[str, Any], overrides: list[str]) -> Any:
-    """Defaults <- ``--config`` (a run being resumed: its config.yaml) <- options <- ``key=value``."""
+    """Defaults <- ``--config`` (a run being resumed: its config.yaml) <- options <- ``key=value``.
+
+    ``--resume auto`` resumes ``train.run_dir``, else the newest runs/COMMAND-* folder holding a checkpoint, and
+    starts a fresh run when there is none, so a requeued job script needs no edit."""
     path = resolve_preset(config, command.families)
     resume = values.get("train.resume") or next((o.split("=", 1)[1] for o in overrides
                                                  if o.startswith("train.resume=")), None)
+    flags = [f"{k}={_quote(v)}" for k, v in values.items()]
+    if resume == "auto":
+        from seal.engine.rundir import latest_run
+
+        fresh = load_config(command.schema, path, [f for f in flags if not f.startswith("train.resume=")]
+                            + [o for o in overrides if not o.startswith("train.resume=")])
+        found = latest_run(fresh.train.run_dir, command.name)
+        if found is None:
+            print(f"seal: --resume auto: no earlier {command.name} run with a checkpoint; starting a new run")
+            return fresh
+        print(f"seal: --resume auto: continuing {found}")
+        resume, flags = str(found), [f for f in flags if not f.startswith("train.resume=")] + \
+            [f"train.resume={_quote(str(found))}"]
+        overrides = [o for o in overrides if not o.startswith("train.resume=")]
     if resume and path is None:
-        run_dir = Path(resume) if Path(resume).is_dir() else Path(resume).parent.parent
+        target = Path(resume)
+        if not target.exists():
+            raise ConfigError(f"--resume {resume}: no such run folder or checkpoint file")
+        run_dir = target if target.is_dir() else target.parent.parent
         path = run_dir / "config.yaml"
         if not path.is_file():
-            raise ConfigError(f"--resume {resume}: no run folder there ({path} not found)")
-    flags = [f"{k}={_quote(v)}" for k, v in values.items()]
+            raise ConfigError(f"--resume {resume}: not a seal run folder ({path} not found)")
     return load_config(command.schema, path, flags + list(overrides))
 
 

@@ -270,7 +270,8 @@ class TrainConfig:
     checkpoint_every: int = 200    # optimiser steps between checkpoints (one is also written at each epoch end)
     keep_checkpoints: int = 2      # newest step-N.pt files kept (last.pt is always kept)
     max_steps: int | None = None   # stop (with a checkpoint) after this many optimiser steps in total
-    resume: str | None = None      # continue a run: its folder or a checkpoint file (its config.yaml is the base)
+    resume: str | None = None      # continue a run: its folder, a checkpoint file, or auto (the newest run)
+    stop_signals: list[str] = field(default_factory=lambda: ["SIGTERM", "SIGUSR1"])  # finish the step, save, exit 75
 
     RULES: ClassVar[dict[str, str]] = {"batch_size": ">=1", "accumulate": ">=1", "num_workers": ">=0",
                                        "amp_dtype": "float16|bfloat16", "device": "auto|cpu|cuda",

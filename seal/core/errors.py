@@ -24,3 +24,13 @@ class DataError(SealError):
         if hint:
             msg += f" ({hint})"
         super().__init__(msg)
+
+
+class WriteError(DataError):
+    """An output cannot be written (disk full, folder not writable); nothing half-written is left behind."""
+
+
+class Preempted(SealError):
+    """A run stopped on request (SIGTERM / SIGUSR1) after writing a checkpoint; it continues with --resume."""
+
+    exit_code = 75  # EX_TEMPFAIL: "try again later" - what a requeued job expects

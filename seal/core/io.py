@@ -2,11 +2,45 @@
 
 from __future__ import annotations
 
+import ctypes
+import os
+import platform
 from pathlib import Path
 
 import numpy as np
 
 from seal.core.errors import DataError
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # mallopt() parameters of glibc's malloc.h
+_heap_policy: bool | None = None  # whether keep_freed_memory() changed the policy (None: not asked yet)
+
+
+def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 128 << 20) -> bool:
+    """Let glibc keep freed blocks below ``mmap_threshold`` in the heap (up to ``trim_threshold`` free at its top)
+    instead of handing them back to the kernel; once per process (forked loader workers inherit it).
+
+    Why: a pretraining sample decodes six camera images and six superpixel maps, allocating and freeing some
+    twenty buffers of 1-6 MB. With glibc's default policy each one is unmapped (or trimmed) when freed and the
+    next sample page-faults every page back in, which cost a third of image decoding time on the benchmark box
+    (bench/bench_loader.py). The cost is up to ``trim_threshold`` bytes of idle heap per process. Does nothing
+    (returns False) outside glibc, or when the environment already sets a policy (MALLOC_*_ or GLIBC_TUNABLES).
+    """
+    global _heap_policy
+    if _heap_policy is None:
+        _heap_policy = _set_heap_policy(mmap_threshold, trim_threshold)
+    return _heap_policy
+
+
+def _set_heap_policy(mmap_threshold: int, trim_threshold: int) -> bool:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    if "GLIBC_TUNABLES" in os.environ or any(k.startswith("MALLOC_") and k.endswith("_") for k in os.environ):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)) and bool(mallopt(_M_TRIM_THRESHOLD, trim_threshold))
 
 
 def read_points(path: Path, columns: int = 4, keep: int = 4) -> np.ndarray:
@@ -52,8 +86,8 @@ def read_image(path: Path, expect_size: tuple[int, int] | None = None) -> np.nda
     if not path.is_file():
         raise DataError(path, "image file not found")
     try:
-        with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"))
+        with Image.open(path) as img:  # convert() of an RGB image would only copy it
+            array = np.asarray(img if img.mode == "RGB" else img.convert("RGB"))
     except (UnidentifiedImageError, OSError) as err:
         raise DataError(path, f"cannot be decoded as an image: {err}") from err
     if expect_size is not None and (array.shape[1], array.shape[0]) != tuple(expect_size):

@@ -27,7 +27,7 @@ from seal.engine.evaluate import evaluate_frames
 from seal.engine.loading import make_loader
 from seal.engine.rundir import prepare_run_dir, write_summary
 from seal.engine.sampler import StepSchedule
-from seal.engine.trainer import Trainer, render_losses
+from seal.engine.trainer import Trainer, render_losses, stop_after_preemption
 from seal.evaluation.metrics import render_results, write_results
 from seal.losses.segmentation import segmentation_loss
 from seal.models.segmentation import SegmentationModel, build_model, save_model
@@ -195,8 +195,15 @@ def _run(cfg: DownstreamSchema, mode: str, progress: bool, dist: DistInfo, resum
         task = FrameTask(mode, model, dataset, train_idx, voxel, cfg, dist)
     trainer = Trainer(task, cfg.train, cfg.optim, dist, run_dir, dump_config(cfg), progress)
     if resume is not None:
-        trainer.resume(resume if resume.is_file() else run_dir / "checkpoints" / "last.pt")
+        trainer.resume(resume)
+        if trainer.finished:
+            if dist.is_main:
+                print(f"nothing to do: {run_dir} finished at optimiser step {trainer.global_step} (model.pt and "
+                      "the results are as they were)")
+            return run_dir
     result = trainer.fit()
+    if result.preempted_by:
+        stop_after_preemption(result, run_dir, mode, dist)
     if isinstance(task, CachedProbeTask):
         task.fold_standardization()
     train_seconds = time.perf_counter() - start

@@ -11,13 +11,13 @@ import torch
 from seal.core.batch import PairBatch
 from seal.core.errors import ConfigError
 from seal.core.schemas import PretrainSchema
-from seal.core.settings import dump_config, load_config
+from seal.core.settings import dump_config
 from seal.data import open_configured
 from seal.engine.distributed import DistInfo, barrier, distributed_run
 from seal.engine.loading import make_loader
 from seal.engine.rundir import prepare_run_dir, write_summary
 from seal.engine.sampler import StepSchedule
-from seal.engine.trainer import Trainer, TrainResult, render_losses
+from seal.engine.trainer import Trainer, TrainResult, render_losses, stop_after_preemption
 from seal.losses.distill import seal_loss
 from seal.models.export import export_backbone
 from seal.models.student import SealStudent
@@ -28,14 +28,6 @@ from seal.superpixels.stage import run_superpixels, superpixel_cache
 from seal.superpoints.stage import run_superpoints, superpoint_cache
 
 TERMS = ("total", "vfm", "tmp", "p2s")
-
-
-def resolve_config(config_path: Path | None, overrides: list[str], resume: Path | None) -> PretrainSchema:
-    """The run's config: a resumed run starts from its own config.yaml, then the given overrides."""
-    if resume is not None:
-        run_dir = resume if resume.is_dir() else resume.parent.parent
-        return load_config(PretrainSchema, run_dir / "config.yaml", overrides)
-    return load_config(PretrainSchema, config_path, overrides)
 
 
 def pair_samples(cfg: PretrainSchema, dataset, info: DistInfo | None = None, progress: bool = False
@@ -112,10 +104,17 @@ def pretrain(cfg: PretrainSchema, resume: Path | None = None, progress: bool = T
         task = PretrainTask(cfg, samples, dist)
         trainer = Trainer(task, cfg.train, cfg.optim, dist, run_dir, dump_config(cfg), progress)
         if resume is not None:
-            trainer.resume(resume if resume.is_file() else run_dir / "checkpoints" / "last.pt")
+            trainer.resume(resume)
+            if trainer.finished:
+                if dist.is_main:
+                    print(f"nothing to do: {run_dir} finished at optimiser step {trainer.global_step} "
+                          "(its backbone.pt is as it was; raise optim.epochs or train.max_steps to train on)")
+                return run_dir
         if dist.is_main and progress:
             _announce(cfg, task, trainer, run_dir)
         result = trainer.fit()
+        if result.preempted_by:
+            stop_after_preemption(result, run_dir, "pretrain", dist)
         barrier(dist)
         if dist.is_main:
             export_backbone(run_dir / "backbone.pt", task.student.backbone, asdict(cfg.voxel),

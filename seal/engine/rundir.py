@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from seal.core.atomic import write_text_atomic
+from seal.core.atomic import remove_stale_temporaries, write_text_atomic
 
 RUN_README = """\
 # seal {kind} run
@@ -83,14 +83,38 @@ def write_run_files(run_dir: Path, kind: str, config_yaml: str) -> None:
 
 
 def prepare_run_dir(configured: str | None, kind: str, resume: Path | None, config_yaml: str, dist) -> Path:
-    """The run folder: the resumed one, ``train.run_dir``, or runs/KIND-TIME; its files written by rank 0."""
-    if resume is not None:
-        run_dir = resume if resume.is_dir() else resume.parent.parent
-    else:
-        run_dir = Path(configured or default_run_dir(kind))
+    """The run folder: the resumed one, ``train.run_dir``, or runs/KIND-TIME; its files written by rank 0 (the
+    config as resolved now), and temporary files a killed writer left behind removed."""
+    run_dir = run_dir_of(resume) if resume is not None else Path(configured or default_run_dir(kind))
     if dist.is_main:
         write_run_files(run_dir, kind, config_yaml)
+        for folder in (run_dir, run_dir / "checkpoints"):
+            removed = remove_stale_temporaries(folder) if folder.is_dir() else []
+            if removed:
+                print(f"seal: removed {len(removed)} unfinished temporary file(s) in {folder}")
     return run_dir
+
+
+def run_dir_of(resume: Path) -> Path:
+    """The run folder a ``--resume`` target belongs to (the folder itself, or RUN for RUN/checkpoints/X.pt)."""
+    return resume if resume.is_dir() else resume.parent.parent
+
+
+def checkpoint_candidates(run_dir: Path) -> list[Path]:
+    """The checkpoints of a run folder, best first: last.pt, then step-N.pt from the newest."""
+    folder = run_dir / "checkpoints"
+    steps = sorted(folder.glob("step-*.pt"), key=lambda p: int(p.stem.split("-")[1]) if p.stem[5:].isdigit() else -1,
+                   reverse=True)
+    return [p for p in [folder / "last.pt", *steps] if p.is_file()]
+
+
+def latest_run(configured: str | None, kind: str) -> Path | None:
+    """For ``--resume auto``: ``train.run_dir`` when it holds a checkpoint, else the newest runs/KIND-* that
+    does (run folders are named by start time), else None (nothing to resume: a fresh run starts)."""
+    if configured:
+        return Path(configured) if checkpoint_candidates(Path(configured)) else None
+    runs = sorted((p for p in Path("runs").glob(f"{kind}-*") if checkpoint_candidates(p)), key=lambda p: p.name)
+    return runs[-1] if runs else None
 
 
 def write_summary(run_dir: Path, summary: dict[str, Any]) -> None:

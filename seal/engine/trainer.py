@@ -25,8 +25,10 @@ import torch
 
 from seal.core.checkpoint import load_checkpoint, prune_checkpoints, rng_state, save_checkpoint, set_rng_state
 from seal.core.config import OptimConfig, TrainConfig
-from seal.engine.distributed import DistInfo, mean_over_ranks
-from seal.engine.rundir import RunLogger
+from seal.core.errors import DataError, Preempted
+from seal.engine.distributed import DistInfo, barrier, mean_over_ranks
+from seal.engine.preemption import StopRequest
+from seal.engine.rundir import RunLogger, checkpoint_candidates
 from seal.engine.sampler import StepSchedule
 
 
@@ -74,6 +76,7 @@ class TrainResult:
     points: int = 0
     seconds: float = 0.0
     stopped_at_max_steps: bool = False
+    preempted_by: str | None = None  # the signal that stopped the run early (it then continues with --resume)
     lr: float = 0.0
 
     @property
@@ -111,9 +114,26 @@ class Trainer:
         self.epoch = self.start_step = self.global_step = 0
 
     # -- checkpoints ---------------------------------------------------------------------------------------
-    def resume(self, path: Path) -> None:
-        """Continue from a checkpoint written by `save`."""
-        state = load_checkpoint(path, self.dist.device)
+    def resume(self, target: Path) -> Path:
+        """Continue from ``target``: a checkpoint file (used as named), or a run folder, whose newest intact
+        checkpoint is used (last.pt, else the newest readable step-N.pt, said loudly). Returns the file used."""
+        named = target.is_file()
+        candidates = [target] if named else checkpoint_candidates(target)
+        if not candidates:
+            raise DataError(target, "holds no checkpoint to resume from", "start the run again without --resume")
+        problems = []
+        for path in candidates:
+            try:
+                state = load_checkpoint(path, self.dist.device, kind="training")
+                break
+            except DataError as err:
+                if named:
+                    raise
+                problems.append(str(err))
+        else:
+            raise DataError(target, f"has no intact checkpoint ({'; '.join(problems)[:300]})")
+        if problems and self.dist.is_main:
+            print(f"seal: warning: {problems[0]}; resuming from {path.name} instead")
         self.module.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -122,6 +142,13 @@ class Trainer:
         self.epoch, self.start_step, self.global_step = state["epoch"], state["step_in_epoch"], state["global_step"]
         if self.start_step >= self.sched.steps_per_epoch:
             self.epoch, self.start_step = self.epoch + 1, 0
+        return path
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run has nothing left to do (all epochs, or ``max_steps``, done)."""
+        max_steps = self.train.max_steps
+        return self.epoch >= self.optim.epochs or (max_steps is not None and self.global_step >= max_steps)
 
     def save(self, step_in_epoch: int) -> None:
         if not self.dist.is_main:
@@ -131,8 +158,7 @@ class Trainer:
                    "epoch": self.epoch, "step_in_epoch": step_in_epoch, "global_step": self.global_step,
                    "kind": self.task.name, "config": self.config_yaml}
         folder = self.run_dir / "checkpoints"
-        save_checkpoint(folder / f"step-{self.global_step}.pt", payload)
-        save_checkpoint(folder / "last.pt", payload)
+        save_checkpoint(folder / f"step-{self.global_step}.pt", payload, folder / "last.pt")
         prune_checkpoints(folder, self.train.keep_checkpoints)
 
     # -- the loop ------------------------------------------------------------------------------------------
@@ -146,10 +172,14 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         """Train to the end (or ``max_steps``); checkpoints periodically, at each epoch's end and at the stop."""
+        with StopRequest(self.train.stop_signals) as stop:
+            return self._fit(stop)
+
+    def _fit(self, stop: StopRequest) -> TrainResult:
         result = TrainResult(history={t: [] for t in self.task.terms}, lr=self.lr)
         logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
         start, acc, device = time.perf_counter(), self.sched.accumulate, self.dist.device
-        while self.epoch < self.optim.epochs and not result.stopped_at_max_steps:
+        while self.epoch < self.optim.epochs and not (result.stopped_at_max_steps or result.preempted_by):
             bar = self._bar()
             self.module.train()
             sums = {t: torch.zeros((), device=device) for t in self.task.terms}
@@ -183,15 +213,18 @@ class Trainer:
                 sums = {t: torch.zeros((), device=device) for t in self.task.terms}
                 step_start, step_points = time.perf_counter(), 0
                 done = step + 1
-                stop = self.train.max_steps is not None and self.global_step >= self.train.max_steps
-                if stop or self.global_step % self.train.checkpoint_every == 0 or done == self.sched.steps_per_epoch:
+                at_max = self.train.max_steps is not None and self.global_step >= self.train.max_steps
+                preempted = stop.agreed(device, self.dist.enabled)
+                if (at_max or preempted or self.global_step % self.train.checkpoint_every == 0
+                        or done == self.sched.steps_per_epoch):
                     self.save(done)
-                if stop:
-                    result.stopped_at_max_steps = True
+                if at_max or preempted:
+                    result.stopped_at_max_steps = at_max
+                    result.preempted_by = stop.signal_name if preempted else None
                     break
             if bar is not None:
                 bar.close()
-            if not result.stopped_at_max_steps:
+            if not (result.stopped_at_max_steps or result.preempted_by):
                 self.epoch, self.start_step = self.epoch + 1, 0
         logger.close()
         result.steps, result.epochs_completed = self.global_step, self.epoch
@@ -232,3 +265,11 @@ def render_losses(result: TrainResult, title: str) -> None:
     for term in result.history:
         table.add_row(term, f"{result.first.get(term, float('nan')):.4f}", f"{last.get(term, float('nan')):.4f}")
     Console().print(table)
+
+
+def stop_after_preemption(result: TrainResult, run_dir: Path, kind: str, dist: DistInfo) -> None:
+    """End a run stopped by a signal: every rank raises `Preempted` (exit status 75) once the checkpoint is out."""
+    barrier(dist)
+    raise Preempted(f"{kind} stopped by {result.preempted_by} after optimiser step {result.steps}; checkpoint "
+                    f"{run_dir / 'checkpoints' / 'last.pt'}; continue with the same command and --resume auto "
+                    f"(or --resume {run_dir})")

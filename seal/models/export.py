@@ -26,11 +26,14 @@ def export_backbone(path: Path, backbone: MinkUNet, voxel: dict[str, Any], extra
 def load_backbone(path: str | Path) -> tuple[MinkUNet, dict[str, Any]]:
     """Rebuild a MinkUNet from an exported file (or a pretraining checkpoint); returns (model, metadata)."""
     path = Path(path)
-    payload = load_checkpoint(path)
+    payload = load_checkpoint(path, kind="backbone")
     if payload.get("format") != FORMAT:
         raise DataError(path, "is not a seal backbone export", "use RUN_DIR/backbone.pt written by `seal pretrain`")
-    model = MinkUNet(BackboneConfig(**payload["backbone_config"]))
-    missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
+    try:
+        model = MinkUNet(BackboneConfig(**payload["backbone_config"]))
+        missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
+    except (TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise DataError(path, f"has a malformed backbone description: {err}".split("\n")[0]) from None
     if missing or unexpected:
         raise DataError(path, f"does not fit the backbone it describes (missing {missing[:3]}, unexpected "
                               f"{unexpected[:3]})")

@@ -69,12 +69,15 @@ def save_model(path: Path, model: SegmentationModel, info: dict[str, Any]) -> Pa
 def load_model(path: str | Path) -> tuple[SegmentationModel, dict[str, Any]]:
     """A trained segmentation model and its metadata (label map name, class names, voxelisation, ...)."""
     path = Path(path)
-    payload = load_checkpoint(path)
+    payload = load_checkpoint(path, kind="segmentation")
     if payload.get("format") != FORMAT:
         raise DataError(path, "is not a seal segmentation checkpoint",
                         "use RUN_DIR/model.pt written by `seal probe` or `seal finetune`")
-    model = SegmentationModel(MinkUNet(BackboneConfig(**payload["backbone_config"])), payload["num_classes"])
-    model.load_state_dict(payload["state_dict"])
+    try:
+        model = SegmentationModel(MinkUNet(BackboneConfig(**payload["backbone_config"])), payload["num_classes"])
+        model.load_state_dict(payload["state_dict"])
+    except (TypeError, ValueError, RuntimeError, AttributeError) as err:
+        raise DataError(path, f"does not hold the model it describes: {err}".split("\n")[0]) from None
     return model, {k: v for k, v in payload.items() if k != "state_dict"}
 
 
