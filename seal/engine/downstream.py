@@ -181,9 +181,9 @@ def _run(cfg: DownstreamSchema, mode: str, progress: bool, dist: DistInfo, resum
     dataset = open_configured(cfg.data)
     if not dataset.has_labels:
         raise ConfigError(f"{dataset.root} has no labels: {mode} needs a labelled dataset")
-    train_idx, val_idx = split_indices(dataset, cfg.split)
     torch.manual_seed(cfg.train.seed)
     model, meta = build_model(cfg.model.pretrained, cfg.model.backbone, dataset.label_map.num_classes)
+    train_idx, val_idx = split_indices(dataset, cfg.split)
     voxel = VoxelConfig(**meta.get("voxel", asdict(cfg.voxel)))
     model.to(dist.device)
     if mode == "probe":
