@@ -188,3 +188,32 @@ def test_any_loss_term_may_be_off_under_ddp(term, data, tmp_path):
     result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     assert (tmp_path / "run" / "backbone.pt").is_file()
+
+
+def test_truncated_cache_files_are_redone_and_training_runs(data, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    stage = ["--config", "tiny", "--cache", str(cache), "--no-progress"]
+    assert main(["superpixels", str(data), *stage]) == 0 and main(["superpoints", str(data), *stage]) == 0
+    victims = [sorted(cache.rglob("*.png"))[1], sorted(cache.rglob("*.npz"))[0]]
+    intact = [v.read_bytes() for v in victims]
+    for victim, content in zip(victims, intact, strict=True):
+        victim.write_bytes(content[: len(content) // 2])
+    capsys.readouterr()
+    assert main(["superpixels", str(data), *stage]) == 0
+    assert "redone 1 cached file" in capsys.readouterr().out and victims[0].read_bytes() == intact[0]
+    assert main(["pretrain", str(data), *stage[:2], *FAST, "train.max_steps=1", f"cache.root={cache}",
+                 f"train.run_dir={tmp_path / 'run'}"]) == 0  # its superpoint stage redoes the other file
+    assert victims[1].read_bytes() == intact[1] and (tmp_path / "run" / "backbone.pt").is_file()
+
+
+def test_a_corrupt_cache_file_met_in_training_names_the_file_and_the_repair(data, tmp_path, capsys):
+    cache = tmp_path / "cache"
+    argv = ["pretrain", str(data), "--config", "tiny", *FAST, "train.max_steps=1", f"cache.root={cache}"]
+    assert main([*argv, f"train.run_dir={tmp_path / 'a'}"]) == 0
+    victim = sorted(cache.rglob("*.npz"))[0]
+    content = bytearray(victim.read_bytes())
+    content[40:240] = bytes(200)  # damage inside the archive: its directory at the end still reads
+    victim.write_bytes(bytes(content))
+    assert main([*argv, "optim.epochs=1", "train.max_steps=null", f"train.run_dir={tmp_path / 'b'}"]) == 2
+    err = _error_lines(capsys.readouterr().err)
+    assert len(err) == 1 and str(victim) in err[0] and "seal superpoints" in err[0], err

@@ -26,6 +26,7 @@ class StageReport:
     done: int = 0
     skipped_by: dict[str, int] = field(default_factory=dict)
     failed: list[tuple[str, str]] = field(default_factory=list)
+    repaired: int = 0              # finished outputs found corrupt (e.g. truncated) and computed again
     segments: list[int] = field(default_factory=list)
     seconds: float = 0.0
     shard: tuple[int, int] = (0, 1)
@@ -58,11 +59,13 @@ class StageReport:
                       f"{self.mean_segments:.1f}", f"{self.seconds:.1f}")
         console = Console()
         console.print(table)
-        if self.done == 0 and not self.failed and self.skipped_by.get(SKIP_CACHED) == self.skipped > 0:
+        if self.done == 0 and not self.failed and self.skipped_by.get(SKIP_CACHED, 0) == self.skipped > 0:
             console.print(f"nothing to do: all {self.skipped} items were already in the cache")
         else:
             for reason, count in self.skipped_by.items():
                 console.print(f"skipped {count}: {reason}")
+        if self.repaired:
+            console.print(f"redone {self.repaired} cached file(s) that were corrupt (truncated or unreadable)")
         for name, reason in self.failed[:20]:
             console.print(f"[red]failed[/red] {name}: {reason}")
 
@@ -74,6 +77,7 @@ class Task(Generic[Item]):
     name: str
     outputs: list[Path]
     run: Callable[[], list[int]]
+    intact: Callable[[Path], bool] | None = None  # a cheap check of a finished output (None: existing is enough)
 
 
 def run_items(stage: str, folder: Path, tasks: Sequence[Task], shard: tuple[int, int] = (0, 1),
@@ -88,6 +92,10 @@ def run_items(stage: str, folder: Path, tasks: Sequence[Task], shard: tuple[int,
     report = StageReport(stage=stage, folder=folder, shard=shard)
     todo = []
     for task in mine:
+        broken = [p for p in task.outputs if p.exists() and task.intact is not None and not task.intact(p)]
+        for path in broken:  # truncated or otherwise unreadable: redo it
+            path.unlink()
+        report.repaired += len(broken)
         if all(p.exists() for p in task.outputs):
             report.skip(SKIP_CACHED, len(task.outputs))
         else:
@@ -114,3 +122,30 @@ def run_items(stage: str, folder: Path, tasks: Sequence[Task], shard: tuple[int,
         bar.close()
     report.seconds = time.perf_counter() - start
     return report
+
+
+PNG_END = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the last chunk of every complete PNG file
+
+
+def intact_png(path: Path) -> bool:
+    """A PNG that was written to the end (a truncated file lacks its IEND chunk); reads 12 bytes."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, 2)
+            if handle.tell() < 8 + 12:
+                return False
+            handle.seek(-12, 2)
+            return handle.read() == PNG_END
+    except OSError:
+        return False
+
+
+def intact_zip(path: Path) -> bool:
+    """An .npz (zip) whose central directory at the end is readable (a truncated file's is not)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return bool(archive.namelist())
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return False

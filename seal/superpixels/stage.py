@@ -8,7 +8,7 @@ import numpy as np
 
 from seal.core.frame import Dataset, Frame
 from seal.stages.cache import StageCache
-from seal.stages.runner import StageReport, Task, run_items
+from seal.stages.runner import StageReport, Task, intact_png, run_items
 from seal.superpixels.base import Superpixelizer, load_segments, save_segments
 
 STAGE = "superpixels"
@@ -46,7 +46,7 @@ def _frame_task(dataset: Dataset, index: int, name: str, cameras: list[str], cac
             counts.append(int(segments.max()))
         return counts
 
-    return Task(name=name, outputs=outputs, run=run)
+    return Task(name=name, outputs=outputs, run=run, intact=intact_png)
 
 
 def run_superpixels(dataset: Dataset, method: Superpixelizer, cache_root: Path, shard: tuple[int, int] = (0, 1),

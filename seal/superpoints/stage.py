@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zipfile
+import zlib
 from dataclasses import asdict
 from pathlib import Path
 
@@ -13,7 +15,7 @@ from seal.core.errors import ConfigError, DataError
 from seal.core.frame import Dataset, Sequence
 from seal.geometry.segments import SuperpointPair, cluster_pair, relative_transform
 from seal.stages.cache import StageCache
-from seal.stages.runner import StageReport, Task, run_items
+from seal.stages.runner import StageReport, Task, intact_zip, run_items
 
 STAGE = "superpoints"
 
@@ -37,8 +39,12 @@ def load_pair(path: Path, first_points: int | None = None, second_points: int | 
     """Read a cached pair, checked against the point counts of the frames it belongs to."""
     if not path.is_file():
         raise DataError(path, "superpoint file not found", "run `seal superpoints` for this dataset first")
-    with np.load(path) as data:
-        pair = SuperpointPair(first=data["first"], second=data["second"])
+    try:
+        with np.load(path) as data:
+            pair = SuperpointPair(first=data["first"], second=data["second"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DataError(path, f"is not a readable superpoint file ({type(err).__name__}: {err})".split("\n")[0],
+                        "run `seal superpoints` on this dataset again: it redoes corrupt files") from None
     for ids, count, which in ((pair.first, first_points, "first"), (pair.second, second_points, "second")):
         if count is not None and ids.shape[0] != count:
             raise DataError(path, f"holds {ids.shape[0]} ids for the {which} frame, which has {count} points",
@@ -80,4 +86,4 @@ def _pair_task(seq: Sequence, t: int, cfg: SuperpointConfig, cache: StageCache) 
         save_pair(target, pair, first.id, second.id)
         return [pair.num_segments]
 
-    return Task(name=f"{seq.frame_id(t)} + {cfg.gap}", outputs=[target], run=run)
+    return Task(name=f"{seq.frame_id(t)} + {cfg.gap}", outputs=[target], run=run, intact=intact_zip)
