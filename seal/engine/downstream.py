@@ -194,13 +194,8 @@ def _run(cfg: DownstreamSchema, mode: str, progress: bool, dist: DistInfo, resum
     else:
         task = FrameTask(mode, model, dataset, train_idx, voxel, cfg, dist)
     trainer = Trainer(task, cfg.train, cfg.optim, dist, run_dir, dump_config(cfg), progress)
-    if resume is not None:
-        trainer.resume(resume)
-        if trainer.finished:
-            if dist.is_main:
-                print(f"nothing to do: {run_dir} finished at optimiser step {trainer.global_step} (model.pt and "
-                      "the results are as they were)")
-            return run_dir
+    if trainer.resume_unless_finished(resume):
+        return run_dir
     result = trainer.fit()
     if result.preempted_by:
         stop_after_preemption(result, run_dir, mode, dist)

@@ -103,13 +103,8 @@ def pretrain(cfg: PretrainSchema, resume: Path | None = None, progress: bool = T
         samples = pair_samples(cfg, open_configured(cfg.data), dist, progress=progress and dist.is_main)
         task = PretrainTask(cfg, samples, dist)
         trainer = Trainer(task, cfg.train, cfg.optim, dist, run_dir, dump_config(cfg), progress)
-        if resume is not None:
-            trainer.resume(resume)
-            if trainer.finished:
-                if dist.is_main:
-                    print(f"nothing to do: {run_dir} finished at optimiser step {trainer.global_step} "
-                          "(its backbone.pt is as it was; raise optim.epochs or train.max_steps to train on)")
-                return run_dir
+        if trainer.resume_unless_finished(resume):
+            return run_dir
         if dist.is_main and progress:
             _announce(cfg, task, trainer, run_dir)
         result = trainer.fit()

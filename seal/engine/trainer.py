@@ -144,6 +144,16 @@ class Trainer:
             self.epoch, self.start_step = self.epoch + 1, 0
         return path
 
+    def resume_unless_finished(self, resume: Path | None) -> bool:
+        """Resume when asked; True (after saying "nothing to do") when the resumed run has no step left."""
+        if resume is None:
+            return False
+        self.resume(resume)
+        if self.finished and self.dist.is_main:
+            print(f"nothing to do: {self.run_dir} finished at optimiser step {self.global_step} (its outputs are "
+                  "as they were; raise optim.epochs or train.max_steps to train on)")
+        return self.finished
+
     @property
     def finished(self) -> bool:
         """Whether the run has nothing left to do (all epochs, or ``max_steps``, done)."""
