@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from seal.core.errors import DataError
-from seal.core.io import read_kitti_calib
+from seal.core.io import keep_freed_memory, read_image, read_kitti_calib
 from seal.data import open_dataset
 
 
@@ -155,3 +155,27 @@ def test_semantickitti_geometry_poses_and_rotated_camera(tmp_path):
 def test_unposed_sequence_refuses_temporal_pairs(semantickitti_tiny):
     with pytest.raises(DataError, match="no ego poses"):
         open_dataset(semantickitti_tiny).sequences[0].pair(0)
+
+
+def test_read_image_gives_pillow_rgb_pixels_for_every_mode(tmp_path, nuscenes_root, kitti_frame):
+    """RGB files skip the conversion copy; every file still reads as exactly Pillow's RGB pixels."""
+    rng = np.random.default_rng(0)
+    files = [next((nuscenes_root / "samples").glob("CAM_FRONT/*.jpg")), kitti_frame / "000008.png"]
+    for mode, channels in (("L", 1), ("RGBA", 4), ("RGB", 3)):
+        pixels = rng.integers(0, 256, size=(12, 20, channels), dtype=np.uint8).squeeze()
+        files.append(tmp_path / f"{mode}.png")
+        Image.fromarray(pixels).save(files[-1])  # L, RGBA, RGB from the shape
+    files.append(tmp_path / "P.png")
+    with Image.open(files[-2]) as img:
+        img.convert("P").save(files[-1])
+    for path in files:
+        with Image.open(path) as img:
+            expected = np.asarray(img.convert("RGB"))
+        got = read_image(path, expect_size=(expected.shape[1], expected.shape[0]))
+        assert got.dtype == np.uint8 and got.shape == expected.shape
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_keep_freed_memory_is_asked_once_per_process():
+    first = keep_freed_memory()
+    assert isinstance(first, bool) and keep_freed_memory() is first

@@ -46,6 +46,20 @@ def test_segments_round_trip_16bit_png(tmp_path):
         save_segments(tmp_path / "b.png", seg.astype(np.int32))
 
 
+@pytest.mark.parametrize(("top", "mode"), [(0, "L"), (255, "L"), (256, "I;16")])
+def test_segments_stored_8bit_when_ids_fit_and_read_back_as_uint16(tmp_path, top, mode):
+    from PIL import Image
+
+    seg = np.random.default_rng(1).integers(0, 200, size=(30, 40)).astype(np.uint16)
+    seg[0, 0] = top
+    save_segments(tmp_path / "a.png", seg)
+    with Image.open(tmp_path / "a.png") as img:
+        assert img.mode == mode
+    back = load_segments(tmp_path / "a.png")
+    assert back.dtype == np.uint16 and back.flags.writeable
+    np.testing.assert_array_equal(back, seg)
+
+
 def test_slic_on_real_image(nuscenes_root):
     image = open_dataset(nuscenes_root)[0].cameras[0].image
     seg = build_superpixelizer(SuperpixelConfig())(image)

@@ -20,10 +20,11 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 128 
     instead of handing them back to the kernel; once per process (forked loader workers inherit it).
 
     Why: a pretraining sample decodes six camera images and six superpixel maps, allocating and freeing some
-    twenty buffers of 1-6 MB. With glibc's default policy each one is unmapped (or trimmed) when freed and the
-    next sample page-faults every page back in, which cost a third of image decoding time on the benchmark box
-    (bench/bench_loader.py). The cost is up to ``trim_threshold`` bytes of idle heap per process. Does nothing
-    (returns False) outside glibc, or when the environment already sets a policy (MALLOC_*_ or GLIBC_TUNABLES).
+    twenty buffers of 1-6 MB. Under glibc's default policy (how much depends on the process's history) freed
+    buffers are unmapped or trimmed and the next ones page-fault every page back in: ~4,900 faults per 1600x900
+    image in a fresh process, which made a nuScenes JPEG decode 4x slower (bench/bench_loader.py). The cost is
+    up to ``trim_threshold`` bytes of idle heap per process. Does nothing (returns False) outside glibc, or when
+    the environment already sets a policy (MALLOC_*_ or GLIBC_TUNABLES).
     """
     global _heap_policy
     if _heap_policy is None:

@@ -13,6 +13,7 @@ from seal.core.batch import PairBatch
 from seal.core.config import AugmentConfig, VoxelConfig
 from seal.core.errors import DataError
 from seal.core.frame import Dataset, Frame
+from seal.core.io import keep_freed_memory
 from seal.core.projection import pair_points
 from seal.core.voxelize import voxelize
 from seal.samples.augment import (
@@ -54,6 +55,7 @@ class PairSamples(torch.utils.data.Dataset):
     def __getitem__(self, key: int | tuple[int, int]) -> dict:
         """Sample ``index`` of the current epoch, or of ``epoch`` when the key is ``(epoch, index)`` (so loader
         workers that live across epochs draw the right augmentations)."""
+        keep_freed_memory()  # a sample frees ~20 image-sized buffers: keep them for the next one (see there)
         epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
         s, t = self.items[index]
         seq = self.dataset.sequences[s]
