@@ -108,9 +108,8 @@ def pretrain_rows(device: torch.device, repeats: int) -> list[tuple]:
     from seal.core.schemas import PretrainSchema as PretrainConfig
     from seal.core.settings import load_config
     from seal.data import open_dataset
-    from seal.engine.pretrain import pair_samples
-    from seal.models.student import SealStudent, batch_to, compute_losses
-    from seal.models.teachers import build_image_backbone
+    from seal.engine.distributed import DistInfo
+    from seal.engine.pretrain import PretrainTask, pair_samples
     from seal.samples.pairs import collate_pairs
     from seal.synth import generate_dataset
 
@@ -121,23 +120,23 @@ def pretrain_rows(device: torch.device, repeats: int) -> list[tuple]:
     for name, path, batch in (("tiny preset", tiny, 2), ("paper model (Res16UNet34C, ResNet-50)", None, 2)):
         cfg = load_config(PretrainConfig, path, [f"data.path={data}"])
         samples = pair_samples(cfg, open_dataset(data))
-        b = batch_to(collate_pairs([samples[i] for i in range(batch)]), device)
+        b = collate_pairs([samples[i] for i in range(batch)]).to(device)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            teacher = build_image_backbone(cfg.teacher.backbone, None, **cfg.teacher.model_kwargs).to(device)
-        student = SealStudent(cfg, teacher.out_channels).to(device)
+            task = PretrainTask(cfg, samples, DistInfo(device=device))
+        student = task.student.to(device)
         optim = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9)
 
-        def step(student=student, teacher=teacher, cfg=cfg, b=b, optim=optim):
-            losses = compute_losses(student, teacher, b, cfg, torch.Generator().manual_seed(0))
+        def step(student=student, task=task, b=b, optim=optim):
+            losses = task.loss(student, b, torch.Generator().manual_seed(0))
             optim.zero_grad()
             losses["total"].backward()
             optim.step()
 
         seconds = timed(step, max(1, repeats // 2), device)
         crop = "x".join(str(v) for v in cfg.augment.crop_size)
-        rows.append((f"pretraining step, {name}", f"{batch} pairs, {b['images'].shape[0]} images {crop}",
-                     seconds, b["num_points"] / seconds, None))
+        rows.append((f"pretraining step, {name}", f"{batch} pairs, {b.images.shape[0]} images {crop}",
+                     seconds, b.num_points / seconds, None))
     return rows
 
 

@@ -183,3 +183,19 @@ def test_resume_of_a_downstream_run_gives_the_same_model(mode, data, tmp_path, c
     assert main([mode, str(data), "--resume", str(part), "train.max_steps=null"]) == 0
     a, b = load_model(whole / "model.pt")[0].state_dict(), load_model(part / "model.pt")[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a), [k for k in a if not torch.equal(a[k], b[k])][:3]
+
+
+def test_an_empty_validation_scan_is_skipped_and_counted(data, tmp_path):
+    import shutil
+
+    holed = tmp_path / "holed"
+    shutil.copytree(data, holed)
+    for folder, ext in (("velodyne", "bin"), ("labels", "label")):
+        (holed / "sequences" / "02" / folder / f"000001.{ext}").write_bytes(b"")
+    run = run_downstream(_cfg(holed, tmp_path / "probe", "optim.epochs=1"), "probe", progress=False)
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["val_frames_skipped_empty"] == 1 and summary["val_frames"] == 4
+    preds = tmp_path / "preds"
+    assert main(["evaluate", str(run / "model.pt"), str(holed), "--save-predictions", str(preds)]) == 0
+    files = sorted((preds / "sequences" / "02" / "predictions").glob("*.label"))
+    assert len(files) == 4 and files[1].stat().st_size == 0 and files[0].stat().st_size > 0

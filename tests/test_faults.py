@@ -217,3 +217,20 @@ def test_a_corrupt_cache_file_met_in_training_names_the_file_and_the_repair(data
     assert main([*argv, "optim.epochs=1", "train.max_steps=null", f"train.run_dir={tmp_path / 'b'}"]) == 2
     err = _error_lines(capsys.readouterr().err)
     assert len(err) == 1 and str(victim) in err[0] and "seal superpoints" in err[0], err
+
+
+def test_an_empty_scan_is_skipped_with_a_count(data, tmp_path, capsys):
+    holed = tmp_path / "holed"
+    shutil.copytree(data, holed)
+    seq = holed / "sequences" / "00"
+    (seq / "velodyne" / "000002.bin").write_bytes(b"")           # a dropped scan: no points, no labels
+    (seq / "labels" / "000002.label").write_bytes(b"")
+    assert main(["superpixels", str(holed), "--config", "tiny", "--no-progress"]) == 0
+    assert main(["superpoints", str(holed), "--config", "tiny", "--no-progress"]) == 0
+    assert "skipped 2: frame pairs with an empty scan" in capsys.readouterr().out
+    run = tmp_path / "run"
+    assert main(["pretrain", str(holed), "--config", "tiny", *FAST, "train.batch_size=1", "train.max_steps=2",
+                 f"train.run_dir={run}"]) == 0
+    assert "skipped 2 frame pair(s) with an empty scan" in capsys.readouterr().out
+    summary = (run / "summary.json").read_text()
+    assert '"pairs": 2' in summary and '"pairs_skipped_empty_scan": 2' in summary

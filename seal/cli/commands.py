@@ -79,8 +79,9 @@ def run_synth(cfg: SynthSchema) -> int:
     s = cfg.synth
     if not s.out:
         raise ConfigError("synth.out is not set: give --out FOLDER")
-    root = generate_dataset(Path(s.out), sequences=s.sequences, frames=s.frames, seed=s.seed, cameras=s.cameras)
-    print(f"wrote {s.sequences} x {s.frames} frames to {root}")
+    root = generate_dataset(Path(s.out), sequences=s.sequences, frames=s.frames, seed=s.seed, cameras=s.cameras,
+                            layout=s.layout)
+    print(f"wrote {s.sequences} x {s.frames} frames to {root} ({s.layout} layout)")
     return 0
 
 
@@ -161,13 +162,14 @@ for _what, _text in _SHOW.items():
                      [DATA, KIND, Option(("--frame",), "show.frame"),
                       Option(("--out",), "show.out", help=f"PNG to write (default {_what}.png)")]
                      + ([Option(("--cache",), "cache.root")] if _what.startswith("super") else [])))
-register(Command("synth", "generate synthetic driving sequences (SemanticKITTI layout)",
+register(Command("synth", "generate synthetic driving sequences (SemanticKITTI or nuScenes layout)",
                  "Procedural streets seen by a spinning LiDAR and pinhole cameras, with exact poses and per-point "
-                 "labels, written in the SemanticKITTI layout so every seal command reads them like real data.",
+                 "labels, written in the SemanticKITTI layout (or, with --layout nuscenes, as nuScenes tables with "
+                 "keyframes, sweeps and lidarseg labels) so every seal command reads them like real data.",
                  SynthSchema, run_synth,
                  [Option(("--out",), "synth.out"), Option(("--sequences",), "synth.sequences"),
                   Option(("--frames",), "synth.frames"), Option(("--seed",), "synth.seed"),
-                  Option(("--cameras",), "synth.cameras")]))
+                  Option(("--cameras",), "synth.cameras"), Option(("--layout",), "synth.layout")]))
 register(Command("superpixels", "compute 2D superpixels for every camera image (cached)",
                  "One uint16 label map per camera image (0 = no segment) from SLIC, SAM, a Hugging Face segmenter "
                  "or precomputed maps, cached in a folder keyed by method and parameters: a second run is a no-op "
@@ -226,3 +228,13 @@ register(Command("doctor", "check this machine: Python, torch/CUDA, GPUs, sparse
                  "names and memory, the sparse engine found, Triton, optional extras, thread counts, and whether "
                  "each configured weights file exists. Exit status 0 when a pretraining run could start.",
                  PretrainSchema, run_doctor, families=("pretrain",)))
+
+
+from seal.cli.datasets import run_datasets  # noqa: E402 - `seal datasets` lives in its own module
+from seal.core.schemas import DatasetsSchema  # noqa: E402
+
+register(Command("datasets", "list every dataset seal reads: layout, label map, cameras, poses, splits",
+                 "Every dataset format seal reads (the 11 datasets of the Seal paper and more): its layout on disk, "
+                 "label map and number of evaluated classes, whether it has cameras and poses (pretraining needs "
+                 "both; the others are for downstream only), what must be downloaded, how it is detected and "
+                 "which split it applies.", DatasetsSchema, run_datasets))

@@ -340,15 +340,17 @@ class ShowOptions:
 
 @dataclass
 class SynthOptions:
-    """`seal synth`: procedural streets in the SemanticKITTI layout."""
+    """`seal synth`: procedural streets in the SemanticKITTI or the nuScenes layout."""
 
     out: str = ""                  # folder to write the dataset into
     sequences: int = 4             # number of sequences
     frames: int = 20               # frames per sequence
     seed: int = 0                  # random seed; the same seed gives the same files
-    cameras: int = 1               # cameras per frame: 1 (front) up to 6 (a ring)
+    cameras: int | None = None     # cameras per frame: 1 (front) up to 6 (a ring); null = 1, or 6 for nuscenes
+    layout: str = "semantickitti"  # semantickitti | nuscenes: the folder layout written
 
-    RULES: ClassVar[dict[str, str]] = {"sequences": ">=1", "frames": ">=1", "cameras": "1|2|3|4|5|6"}
+    RULES: ClassVar[dict[str, str]] = {"sequences": ">=1", "frames": ">=1", "cameras": "1|2|3|4|5|6",
+                                       "layout": "semantickitti|nuscenes"}
 
 
 @dataclass
@@ -374,6 +376,7 @@ class EvaluateOptions:
     baseline: str | None = None    # robustness baseline YAML (default: the one the dataset's format names)
     save_predictions: str | None = None  # folder for predictions in the dataset's own format
     out: str | None = None         # results folder (default: next to the checkpoint)
+    robustness_root: str | None = None  # released Robo3D set (SemanticKITTI-C / nuScenes-C) instead of corrupting
 
     RULES: ClassVar[dict[str, str]] = {"split": "val|all"}
 

@@ -145,8 +145,12 @@ class DatasetFormat:
     """One on-disk dataset format. Subclasses fill in what their layout knows."""
 
     name: str = ""                      # the kind, e.g. "semantickitti"
+    title: str = ""                     # the dataset's name as its authors write it, e.g. "SemanticKITTI"
     layout: str = ""                    # what the folder looks like, one line
+    needs: str = ""                     # what must be on disk (downloads, optional extras), one line
+    detection: str = "from its layout"  # how `open_dataset` recognises it without kind=
     label_map: str = ""                 # packaged label map it uses by default
+    split_note: str = ""                # the validation split and few-shot rule it applies, one line
     robustness_baseline: str | None = None  # key of the packaged Robo3D baseline (seal.evaluation)
     cameras: bool = True                # whether frames carry camera images
     poses: bool = True                  # whether sequences carry ego poses
@@ -178,6 +182,11 @@ class DatasetFormat:
     def rule_split(self, dataset: Dataset, fraction: int) -> list[int]:
         """Training frame indices of the few-shot fraction by the every-k-th rule over this dataset's frames."""
         raise NotImplementedError
+
+    def open_released(self, clean: Dataset, folder: Path) -> Dataset:
+        """A released corrupted copy of ``clean`` (one Robo3D corruption/severity folder), labelled like it."""
+        raise DataError(folder, f"the {self.name} format has no released corrupted sets (Robo3D releases "
+                                "SemanticKITTI-C and nuScenes-C)", "evaluate without evaluate.robustness_root")
 
 
 @dataclass

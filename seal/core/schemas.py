@@ -119,5 +119,10 @@ class DemoSchema:
     demo: DemoOptions = field(default_factory=DemoOptions)  # where, how big
 
 
+@dataclass
+class DatasetsSchema:
+    """`seal datasets` reads no configuration: it lists what seal's formats know."""
+
+
 SCHEMAS: tuple[type, ...] = (InfoSchema, ShowSchema, SynthSchema, SuperpixelsSchema, SuperpointsSchema,
                              PretrainSchema, DownstreamSchema, EvaluateSchema, CorruptSchema, DemoSchema)

@@ -8,7 +8,13 @@ from seal.core.errors import DataError
 from seal.core.frame import Camera, Dataset, Frame, Sequence
 from seal.core.labelmap import LabelMap, load_label_map
 
-KINDS = ("semantickitti", "nuscenes", "kitti-object")
+
+def __getattr__(name: str):
+    if name == "KINDS":  # every dataset kind, in detection order (`seal.data.formats.FORMATS`)
+        from seal.data.formats import FORMATS
+
+        return tuple(FORMATS)
+    raise AttributeError(f"module 'seal.data' has no attribute {name!r}")
 
 
 def get_format(kind: str, root: Path | None = None):
@@ -21,15 +27,33 @@ def get_format(kind: str, root: Path | None = None):
 
 
 def detect_kind(root: Path) -> str:
-    """Which layout a folder holds (formats are tried in order: nuScenes, SemanticKITTI, KITTI object)."""
+    """Which layout a folder holds (formats are tried in the order of `seal.data.formats.FORMATS`)."""
     from seal.data.formats import FORMATS
 
     for name, fmt in FORMATS.items():
         if fmt.detect(root):
             return name
     raise DataError(root, "is not a dataset layout seal knows",
-                    "expected sequences/NN/velodyne/ (SemanticKITTI), v1.0-*/ tables (nuScenes), or KITTI "
-                    "object frames (velodyne/ + calib/, or NNNNNN.bin + NNNNNN_calib.txt); or pass kind=")
+                    "expected e.g. sequences/NN/velodyne/ (SemanticKITTI), v1.0-*/ tables (nuScenes), "
+                    "lidar/*.parquet (Waymo v2) or KITTI object frames; `seal datasets` lists every layout; "
+                    "or pass kind=")
+
+
+def require_pretraining_data(dataset: Dataset) -> None:
+    """A DataError unless ``dataset`` can be pretrained on: its format carries cameras and poses, and at least one
+    of its sequences has both (Seal pairs LiDAR points with images and frames across time)."""
+    fmt = dataset.format
+    name = f"{fmt.title or fmt.name} (--kind {fmt.name})" if fmt is not None else f"{dataset.kind} (in memory)"
+    missing = [what for what, has in (("camera images", fmt is None or fmt.cameras),
+                                      ("ego poses", fmt is None or fmt.poses)) if not has]
+    if missing:
+        raise DataError(dataset.root, f"the {name} format carries no {' and no '.join(missing)}: it is for "
+                                      "downstream only (probe, finetune, evaluate), pretraining needs both",
+                        "`seal datasets` lists which datasets have cameras and poses")
+    if not any(s.camera_names and s.has_poses for s in dataset.sequences):
+        raise DataError(dataset.root, f"no sequence of this {name} dataset has both camera images and ego poses: "
+                                      "as it is on disk it is for downstream only; pretraining needs both",
+                        "add the image folders with their calibration and the poses")
 
 
 def open_dataset(path: str | Path, kind: str | None = None, sequences: list[str] | None = None,
@@ -37,7 +61,9 @@ def open_dataset(path: str | Path, kind: str | None = None, sequences: list[str]
     """Open a dataset folder; ``kind`` (one of `KINDS`) is detected from the layout when omitted.
 
     ``sequences`` keeps only the named sequences (scenes), whatever the layout. Other options go to the
-    reader: ``label_map`` (SemanticKITTI layout), ``version`` and ``sweeps`` (nuScenes).
+    reader, which refuses those it does not take: ``label_map`` (SemanticKITTI-like layouts, Waymo), ``version``
+    (nuScenes version folder, Synth4D set), ``sweeps`` (nuScenes: every sweep; Waymo: every frame, not only the
+    labelled ones), ``nuscenes_root`` (nuScenes-C: the clean release whose tables place its scans).
     """
     root = Path(path).expanduser()
     if not root.is_dir():
@@ -65,4 +91,4 @@ def open_configured(data, path: str | Path | None = None, kind: str | None = Non
 
 
 __all__ = ["Camera", "Dataset", "Frame", "Sequence", "LabelMap", "load_label_map", "open_dataset",
-           "detect_kind", "get_format", "KINDS", "open_configured"]
+           "detect_kind", "get_format", "KINDS", "open_configured", "require_pretraining_data"]

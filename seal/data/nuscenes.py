@@ -4,7 +4,8 @@ It reads the JSON tables directly rather than through nuscenes-devkit: the table
 drags in OpenCV, Shapely and pycocotools for the few joins a reader needs. A scene becomes a `Sequence` whose
 frames are its keyframes (samples, 2 Hz) with their six cameras, or, with ``sweeps=True``, every LiDAR sweep
 (20 Hz; cameras only on keyframes). Each camera gets the full chain
-lidar -> ego (lidar time) -> global -> ego (camera time) -> camera.
+lidar -> ego (lidar time) -> global -> ego (camera time) -> camera. Every frame is named by its LiDAR sample_data
+token (keyframes and sweeps alike), the token lidarseg files and predictions are named by.
 """
 
 from __future__ import annotations
@@ -125,16 +126,23 @@ def open_nuscenes(root: Path, version: str | None = None, sweeps: bool = False) 
             token = sample["next"]
         lidar = [lidar_of_sample[s["token"]] for s in samples if s["token"] in lidar_of_sample]
         if sweeps and lidar:
-            lidar = _sweep_chain(tables, lidar[0])
+            lidar = _sweep_chain(tables, lidar[0], scene["token"])
         seqs.append(_scene_sequence(tables, scene, lidar, cams_of_sample, lmap))
     return Dataset(root=root, kind="nuscenes", sequences=seqs, label_map=lmap,
                    notes=[f"version {tables.version}", "keyframes" if not sweeps else "all LiDAR sweeps"])
 
 
-def _sweep_chain(tables: NuScenesTables, first: dict) -> list[dict]:
+def _sweep_chain(tables: NuScenesTables, first: dict, scene_token: str) -> list[dict]:
+    """The LiDAR sample_data chain from ``first`` on, up to the scene's end (a chain never crosses scenes)."""
     chain, record = [], first
     while record is not None:
+        sample = tables.index["sample"].get(record["sample_token"])
+        if sample is not None and sample["scene_token"] != scene_token:
+            break
         chain.append(record)
+        if record["next"] and record["next"] not in tables.index["sample_data"]:
+            raise DataError(tables.folder / "sample_data.json",
+                            f"record {record['token']} links to a missing next record {record['next']}")
         record = tables.index["sample_data"].get(record["next"]) if record["next"] else None
     return chain
 
@@ -147,8 +155,8 @@ def _scene_sequence(tables: NuScenesTables, scene: dict, lidar: list[dict],
     camera_names = sorted({tables.channel(c) for s in lidar for c in cams_of_sample.get(s["sample_token"], [])},
                           key=lambda n: (channel_order.index(n) if n in channel_order else 99, n))
 
-    # keyframes are named by their sample token, sweeps by their sample_data token
-    names = [sd["sample_token"] if sd["is_key_frame"] else sd["token"] for sd in lidar]
+    # named by the LiDAR sample_data token: what lidarseg labels and predictions (lidarseg/<token>_lidarseg.bin) use
+    names = [sd["token"] for sd in lidar]
 
     def load(index: int) -> Frame:
         sd = lidar[index]

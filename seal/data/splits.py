@@ -6,7 +6,9 @@ Rule: fraction f% keeps every k-th item, k = 100, 20, 10, 4, 1 for f = 1, 5, 10,
 - SemanticKITTI: items are the frames of training sequences 00-07 and 09-10 (08 is validation), as the sorted
   list of ``sequences/SS/velodyne/NNNNNN.bin``; files ``splits/semantickitti_train_<f>.txt`` hold ``SS/NNNNNN``
   ids for f = 1, 5, 10, 25. 100% is every training frame, generated from the per-sequence frame counts below
-  rather than stored as a 19,130-line file.
+  rather than stored as a 19,130-line file. ScribbleKITTI uses these lists (its scans are SemanticKITTI's).
+- Every other dataset: an official split of *sequences* (its format names them, see ``splits/README.md``), and the
+  rule applied to the sorted frame ids of the training sequences present (`sequence_split`).
 """
 
 from __future__ import annotations
@@ -69,25 +71,51 @@ def val_sequences(dataset_kind: str) -> list[str]:
     return _read("nuscenes_val.txt") if dataset_kind == "nuscenes" else list(SEMANTICKITTI_VAL_SEQUENCES)
 
 
-def is_official(dataset: Dataset) -> bool:
+def sequence_split(dataset: Dataset, fraction: int, train: tuple[str, ...] | list[str],
+                   val: tuple[str, ...] | list[str]) -> tuple[list[int], list[str]] | None:
+    """(every k-th frame of the sorted frame ids of the ``train`` sequences present, the ``val`` sequences present),
+    or None when none of the ``train`` sequences is present (the user then names the sequences)."""
+    step = split_step(fraction)
+    wanted = set(train)
+    ids = sorted((seq.frame_id(i), offset + i) for seq, offset in zip(dataset.sequences, _offsets(dataset),
+                                                                      strict=True)
+                 if seq.name in wanted for i in range(len(seq)))
+    if not ids:
+        return None
+    present = {s.name for s in dataset.sequences}
+    return sorted(index for _, index in ids[::step]), [v for v in val if v in present]
+
+
+def _offsets(dataset: Dataset) -> list[int]:
+    offsets, start = [], 0
+    for seq in dataset.sequences:
+        offsets.append(start)
+        start += len(seq)
+    return offsets
+
+
+def is_official(dataset: Dataset, lists: str | None = None) -> bool:
     """Whether the official split lists apply to ``dataset``.
 
     nuScenes: at least one scene has an official (train or val) scene name, so a val-only folder gets an empty
     training split (an error) rather than the rule applied to val scenes. SemanticKITTI: at least one official training
     sequence is present and every present one has exactly the official frames (000000..N-1); seal's synthetic
-    data, which reuses the names 00, 01, ... with other frame counts, therefore falls back to the rule.
+    data, which reuses the names 00, 01, ... with other frame counts, therefore falls back to the rule. ``lists``
+    names the official lists to check (default: the dataset's kind; ScribbleKITTI passes ``semantickitti``).
     """
-    if dataset.kind == "nuscenes":
+    lists = lists or dataset.kind
+    if lists == "nuscenes":
         official = set(train_sequences("nuscenes")) | set(val_sequences("nuscenes"))
         return any(s.name in official for s in dataset.sequences)
-    if dataset.kind == "semantickitti":
+    if lists == "semantickitti":
         train = [s for s in dataset.sequences if s.name in SEMANTICKITTI_TRAIN_FRAMES]
         return bool(train) and all(
             list(s.frame_names) == [f"{i:06d}" for i in range(SEMANTICKITTI_TRAIN_FRAMES[s.name])] for s in train)
     return False
 
 
-def select_frames(dataset: Dataset, fraction: int, rule_only: bool | None = None) -> list[int]:
+def select_frames(dataset: Dataset, fraction: int, rule_only: bool | None = None, lists: str | None = None
+                  ) -> list[int]:
     """Dataset-wide frame indices (ascending) of the ``fraction``% few-shot split of ``dataset``.
 
     With the official lists (``rule_only=False``, or ``None`` when `is_official` says they apply): nuScenes keeps
@@ -97,16 +125,14 @@ def select_frames(dataset: Dataset, fraction: int, rule_only: bool | None = None
     rule takes all frames it is given: open only the training sequences. An empty selection is an error.
     """
     step = split_step(fraction)
+    lists = lists or dataset.kind
     if rule_only is None:
-        rule_only = not is_official(dataset)
-    offsets, start = [], 0
-    for seq in dataset.sequences:
-        offsets.append(start)
-        start += len(seq)
+        rule_only = not is_official(dataset, lists)
+    offsets = _offsets(dataset)
     if not rule_only:
-        _check_kind(dataset.kind)
-        listed = set(load_split(dataset.kind, fraction))
-        if dataset.kind == "nuscenes":
+        _check_kind(lists)
+        listed = set(load_split(lists, fraction))
+        if lists == "nuscenes":
             picked = [offsets[s] + i for s, seq in enumerate(dataset.sequences) if seq.name in listed
                       for i in range(len(seq))]
         else:

@@ -202,7 +202,9 @@ def _run(cfg: DownstreamSchema, mode: str, progress: bool, dist: DistInfo, resum
     if isinstance(task, CachedProbeTask):
         task.fold_standardization()
     train_seconds = time.perf_counter() - start
-    cm = evaluate_frames(model, dataset, val_idx[dist.rank::dist.world], voxel, dist.device, progress=progress)
+    empty: list[str] = []
+    cm = evaluate_frames(model, dataset, val_idx[dist.rank::dist.world], voxel, dist.device, progress=progress,
+                         empty=empty)
     cm.all_reduce()
     names = list(dataset.label_map.class_names)
     info = {"mode": mode, "pretrained": cfg.model.pretrained, "fraction": cfg.split.fraction, "voxel": asdict(voxel),
@@ -213,6 +215,7 @@ def _run(cfg: DownstreamSchema, mode: str, progress: bool, dist: DistInfo, resum
         write_summary(run_dir, {**info, "train_frames": len(train_idx), "val_frames": len(val_idx), "miou": cm.miou(),
                                 "train_seconds": round(train_seconds, 1), "steps": result.steps,
                                 "processes": dist.world, "sparse_engine": dist.engine, "loss_first": result.first,
+                                "val_frames_skipped_empty": len(empty),
                                 "loss_last": result.last})
     if progress:
         render_losses(result, f"{mode}: training")

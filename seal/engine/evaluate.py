@@ -28,9 +28,11 @@ def train_to_raw(label_map: LabelMap) -> np.ndarray:
 
 def evaluate_frames(model: SegmentationModel, dataset: Dataset, indices: list[int], voxel: VoxelConfig,
                     device: torch.device, corruption: tuple[str, str] | None = None, seed: int = 0,
-                    predictions_dir: Path | None = None, progress: bool = True, desc: str = "evaluate"
-                    ) -> ConfusionMatrix:
-    """One confusion matrix over ``indices`` at full point resolution."""
+                    predictions_dir: Path | None = None, progress: bool = True, desc: str = "evaluate",
+                    empty: list[str] | None = None) -> ConfusionMatrix:
+    """One confusion matrix over ``indices`` at full point resolution. Frames without points (a dropped scan,
+    or all points removed by a corruption) are skipped, their ids appended to ``empty`` when it is given; their
+    prediction file, if asked for, is written empty so every frame still has one."""
     from tqdm import tqdm
 
     model.eval()
@@ -42,9 +44,13 @@ def evaluate_frames(model: SegmentationModel, dataset: Dataset, indices: list[in
             from seal.data.corruptions import corrupt_frame
 
             frame = corrupt_frame(frame, corruption[0], corruption[1], dataset.label_map, seed=seed)
-        sample = voxel_sample(frame, voxel)
-        pred = predict_frame(model, sample, device)
-        if frame.labels is not None:
+        if frame.num_points == 0:
+            if empty is not None:
+                empty.append(frame.id)
+            pred = np.zeros(0, dtype=np.int64)
+        else:
+            pred = predict_frame(model, voxel_sample(frame, voxel), device)
+        if frame.labels is not None and pred.size:
             cm.update(pred, frame.labels)
         if predictions_dir is not None:
             if dataset.format is None:

@@ -12,7 +12,7 @@ from seal.core.batch import PairBatch
 from seal.core.errors import ConfigError
 from seal.core.schemas import PretrainSchema
 from seal.core.settings import dump_config
-from seal.data import open_configured
+from seal.data import open_configured, require_pretraining_data
 from seal.engine.distributed import DistInfo, barrier, distributed_run
 from seal.engine.loading import make_loader
 from seal.engine.rundir import prepare_run_dir, write_summary
@@ -33,7 +33,9 @@ TERMS = ("total", "vfm", "tmp", "p2s")
 def pair_samples(cfg: PretrainSchema, dataset, info: DistInfo | None = None, progress: bool = False
                  ) -> PairSamples:
     """The run's frame-pair samples; missing superpixels and superpoints are computed first (split across ranks,
-    then a barrier), so every sample can be read from the caches."""
+    then a barrier), so every sample can be read from the caches. A dataset without cameras or poses (a format
+    for downstream only) is refused first."""
+    require_pretraining_data(dataset)
     info = info or DistInfo()
     cache_root = cache_root_for(dataset.root, cfg.cache.root)
     method = build_superpixelizer(cfg.superpixels)
@@ -43,8 +45,11 @@ def pair_samples(cfg: PretrainSchema, dataset, info: DistInfo | None = None, pro
     barrier(info)
     if failed:
         raise ConfigError(f"{len(failed)} cache items failed, first: {failed[0][0]}: {failed[0][1]}")
-    return PairSamples(dataset, superpixel_cache(cache_root, method), superpoint_cache(cache_root, cfg.superpoints),
-                       cfg.superpoints.gap, cfg.augment, cfg.voxel, cfg.projection.min_depth, cfg.train.seed)
+    samples = PairSamples(dataset, superpixel_cache(cache_root, method), superpoint_cache(cache_root, cfg.superpoints),
+                          cfg.superpoints.gap, cfg.augment, cfg.voxel, cfg.projection.min_depth, cfg.train.seed)
+    if samples.skipped_empty and info.is_main:
+        print(f"seal: skipped {samples.skipped_empty} frame pair(s) with an empty scan")
+    return samples
 
 
 class PretrainTask:
@@ -145,4 +150,5 @@ def _summary(cfg: PretrainSchema, task: PretrainTask, result: TrainResult, run_d
             "points_per_second": round(result.points / max(result.seconds, 1e-9)), "device": str(dist.device),
             "processes": dist.world, "sparse_engine": dist.engine, "teacher": task.teacher.description,
             "teacher_pretrained": task.teacher.pretrained, "loss_first": result.first, "loss_last": result.last,
+            "pairs": len(task.samples), "pairs_skipped_empty_scan": task.samples.skipped_empty,
             "loss_weights": asdict(cfg.loss)}

@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 
 from seal.core.atomic import write_text_atomic
-from seal.core.config import SplitConfig, TrainConfig, VoxelConfig
+from seal.core.config import CORRUPTIONS, SEVERITIES, SplitConfig, TrainConfig, VoxelConfig
 from seal.core.errors import ConfigError, DataError
 from seal.core.schemas import EvaluateSchema
 from seal.core.settings import load_config
@@ -17,8 +17,6 @@ from seal.data import open_configured
 from seal.engine.distributed import distributed_run
 from seal.engine.evaluate import evaluate_frames
 from seal.evaluation.metrics import (
-    CORRUPTIONS,
-    SEVERITIES,
     load_robustness_baseline,
     render_results,
     robustness_table,
@@ -62,29 +60,69 @@ def run_evaluate(cfg: EvaluateSchema, progress: bool = True) -> dict:
         if progress:
             render_results(cm, names, title=f"{checkpoint} on {dataset.root} ({opts.split}, {len(indices)} frames)")
         result = {"miou": cm.miou(), "robustness": None}
-        if opts.robustness:
+        if opts.robustness or opts.robustness_root:
             baseline = Path(opts.baseline) if opts.baseline else None
-            result["robustness"] = robustness(model, dataset, indices, voxel, dist.device, cm.miou(), baseline, out)
+            released = Path(opts.robustness_root).expanduser() if opts.robustness_root else None
+            result["robustness"] = robustness(model, dataset, indices, voxel, dist.device, cm.miou(), baseline, out,
+                                              released=released, progress=progress)
     print(f"results: {out}")
     return result
 
 
 def robustness(model, dataset, indices, voxel, device: torch.device, clean: float, baseline_path: Path | None,
-               out: Path) -> list[dict]:
-    """mIoU under every corruption and severity, then CE / RR per corruption and mCE / mRR (Robo3D)."""
-    results = {}
-    for name in CORRUPTIONS:
-        results[name] = [evaluate_frames(model, dataset, indices, voxel, device, corruption=(name, severity),
-                                         desc=f"{name}:{severity}").miou() for severity in SEVERITIES]
+               out: Path, released: Path | None = None, progress: bool = True) -> list[dict]:
+    """mIoU under every corruption and severity, then CE / RR per corruption and mCE / mRR (Robo3D).
+
+    The corruptions are applied on the fly to the ``indices`` frames, or, with ``released`` (the root of a Robo3D
+    release: SemanticKITTI-C, nuScenes-C), read from its ``<corruption>/<severity>/`` folders through the dataset's
+    format (`DatasetFormat.open_released`) and evaluated on all their frames. A corruption the release lacks
+    entirely is left out (mCE then covers fewer than the eight); a corruption with missing severities is an error.
+    """
     key = dataset.format.robustness_baseline if dataset.format is not None else None
     if key is None and baseline_path is None:
         raise ConfigError(f"{dataset.root}: its format ({dataset.kind}) names no Robo3D baseline; give "
                           "evaluate.baseline=FILE.yaml")
     baseline = load_robustness_baseline(key or "", baseline_path)
+    results = {}
+    if released is None:
+        for name in CORRUPTIONS:
+            results[name] = [evaluate_frames(model, dataset, indices, voxel, device, corruption=(name, severity),
+                                             desc=f"{name}:{severity}", progress=progress).miou()
+                             for severity in SEVERITIES]
+    else:
+        for name, folders in _released_folders(dataset, released).items():
+            scores = []
+            for folder in folders:
+                corrupted = dataset.format.open_released(dataset, folder)
+                scores.append(evaluate_frames(model, corrupted, list(range(len(corrupted))), voxel, device,
+                                              desc=f"{name}:{folder.name}", progress=progress).miou())
+            results[name] = scores
     rows = robustness_table(results, clean, baseline)
     write_text_atomic(out / "robustness.json", json.dumps({"baseline": baseline.source, "rows": rows}, indent=2))
     render_robustness(rows, baseline.model)
     return rows
+
+
+def _released_folders(dataset, released: Path) -> dict[str, list[Path]]:
+    """{corruption: its three severity folders} of a Robo3D release, checked before anything is evaluated."""
+    if dataset.format is None:
+        raise ConfigError(f"{dataset.root}: a dataset built in memory has no format to read {released} with")
+    if not released.is_dir():
+        raise DataError(released, "evaluate.robustness_root folder not found")
+    out = {}
+    for name in CORRUPTIONS:
+        folders = [released / name / severity for severity in SEVERITIES]
+        present = [f for f in folders if f.is_dir()]
+        if present and len(present) < len(folders):
+            missing = next(f for f in folders if not f.is_dir())
+            raise DataError(missing, f"severity folder missing: {released} has {len(present)} of the 3 severities "
+                                     f"of {name}", f"expected {name}/{{{','.join(SEVERITIES)}}}/")
+        if present:
+            out[name] = folders
+    if not out:
+        raise DataError(released, "holds no <corruption>/<severity>/ folder of a Robo3D release",
+                        f"corruptions: {', '.join(CORRUPTIONS)}; severities: {', '.join(SEVERITIES)}")
+    return out
 
 
 def render_robustness(rows: list[dict], baseline_name: str) -> None:

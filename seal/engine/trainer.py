@@ -110,7 +110,9 @@ class Trainer:
         on_cuda = dist.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if train.amp_dtype == "bfloat16" else torch.float16
         self.use_amp = train.amp and on_cuda
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp and self.amp_dtype == torch.float16)
+        # scaled in bf16 too: spconv and spconv-triton cast their convolutions to fp16 under any autocast, so the
+        # sparse gradients are fp16 whichever dtype the rest runs in
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.epoch = self.start_step = self.global_step = 0
 
     # -- checkpoints ---------------------------------------------------------------------------------------

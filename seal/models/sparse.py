@@ -6,10 +6,11 @@ Two engines share the spconv 2.x API, and the same state dict loads in both:
 ``model.engine=auto`` takes spconv-triton on a GPU when it is installed, else spconv. `select_engine` fixes the
 choice for the process (the run folder records it); `spconv()` returns the chosen module.
 
-CPU note: spconv 2.3's CPU build computes convolutions with gather-matmul-scatter, but its backward pass asks
+CPU notes: spconv 2.3's CPU build computes convolutions with gather-matmul-scatter. (1) Its backward pass asks
 torch for the current CUDA stream before it looks at the device, which fails on a machine without a CUDA
-driver. `_patch_cpu_backward` replaces that stream lookup, only where CUDA is unavailable, by a null stream; the
-CPU code path never uses the stream, so gradients are exactly spconv's own. On CUDA machines nothing changes.
+driver: `_patch_cpu_backward` replaces that lookup, only where CUDA is unavailable, by a null stream (the CPU
+path never uses it). (2) Its CPU scatter-add races between threads: `_SafeSpconvOps` replaces it with torch's
+``index_add_`` (same sums; bit-identical with one thread), so multi-threaded CPU runs are correct.
 """
 
 from __future__ import annotations
@@ -75,7 +76,40 @@ def spconv():
     except ImportError as err:
         raise SealError(f"the sparse 3D backbone needs spconv: {INSTALL['spconv']}") from err
     _patch_cpu_backward()
+    _patch_cpu_scatter_add()
     return sp
+
+
+class _SafeSpconvOps:
+    """spconv's compiled ops with a race-free CPU scatter-add (every other op delegates to the real class).
+
+    spconv 2.3.8's ``scatter_add_cpu`` shares its row pointers between the threads of its parallel loop, so with
+    more than one torch thread rows are added to the wrong outputs (Res16UNet34C outputs differ from a
+    one-thread run by ~1% of their scale). Within one kernel offset the output rows are distinct, so torch's
+    ``index_add_`` computes the same sum, race-free; with one thread it is bit-identical to spconv's loop.
+    """
+
+    _seal_safe = True
+
+    def __init__(self, real: type) -> None:
+        self._real = real
+
+    def __getattr__(self, name: str):
+        return getattr(self._real, name)
+
+    @staticmethod
+    def scatter_add_cpu(out, inp, inds) -> None:
+        count = inds.dim(0)
+        if count:
+            torch.from_numpy(out.numpy_view()).index_add_(
+                0, torch.from_numpy(inds.numpy_view()).long(), torch.from_numpy(inp.numpy_view())[:count])
+
+
+def _patch_cpu_scatter_add() -> None:
+    import spconv.pytorch.ops as ops
+
+    if not getattr(ops.SpconvOps, "_seal_safe", False):
+        ops.SpconvOps = _SafeSpconvOps(ops.SpconvOps)
 
 
 def _patch_cpu_backward() -> None:

@@ -26,7 +26,7 @@ from seal.samples.augment import (
 )
 from seal.stages.cache import StageCache
 from seal.superpixels.stage import load_frame_superpixels
-from seal.superpoints.stage import frame_pairs, load_pair, superpoint_path
+from seal.superpoints.stage import empty_pairs, frame_pairs, load_pair, superpoint_path
 
 
 class PairSamples(torch.utils.data.Dataset):
@@ -37,8 +37,9 @@ class PairSamples(torch.utils.data.Dataset):
         self.dataset, self.superpixels, self.superpoints = dataset, superpixels, superpoints
         self.gap, self.augment, self.voxel, self.min_depth, self.seed = gap, augment, voxel, min_depth, seed
         self.epoch = 0
-        self.items = [(s, t) for s, seq in enumerate(dataset.sequences) if seq.has_poses
-                      for t in frame_pairs(seq, gap)]
+        posed = [(s, seq) for s, seq in enumerate(dataset.sequences) if seq.has_poses]
+        self.items = [(s, t) for s, seq in posed for t in frame_pairs(seq, gap)]
+        self.skipped_empty = sum(empty_pairs(seq, gap) for _, seq in posed)  # pairs with an empty scan
         if not self.items:
             raise DataError(dataset.root, f"has no frame pairs (t, t+{gap}) in sequences with poses",
                             "pretraining needs sequences of at least gap+1 frames with ego poses")

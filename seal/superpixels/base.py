@@ -94,10 +94,14 @@ def load_segments(path: Path) -> np.ndarray:
 
     if not path.is_file():
         raise DataError(path, "superpixel map not found", "run `seal superpixels` for this dataset first")
-    with Image.open(path) as img:
-        if img.mode not in ("I;16", "I;16B", "I;16L", "L", "I", "P"):
-            raise DataError(path, f"is a {img.mode} image, not a single-channel label map")
-        array = np.asarray(img)
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("I;16", "I;16B", "I;16L", "L", "I", "P"):
+                raise DataError(path, f"is a {img.mode} image, not a single-channel label map")
+            array = np.asarray(img)
+    except (OSError, ValueError, SyntaxError) as err:  # Pillow's errors for truncated / corrupt files
+        raise DataError(path, f"is not a readable superpixel map ({err})",
+                        "run `seal superpixels` on this dataset again: it redoes corrupt files") from None
     if array.min() < 0 or array.max() > MAX_SEGMENTS:
         raise DataError(path, "holds ids outside 0..65535")
     return array.astype(np.uint16)

@@ -53,8 +53,15 @@ def load_pair(path: Path, first_points: int | None = None, second_points: int | 
 
 
 def frame_pairs(sequence: Sequence, gap: int) -> list[int]:
-    """Start indices t of the pairs (t, t+gap) of a sequence."""
-    return list(range(max(len(sequence) - gap, 0)))
+    """Start indices t of the pairs (t, t+gap) of a sequence whose two scans both hold points (an empty scan,
+    a dropped LiDAR packet, has nothing to cluster or contrast; `empty_pairs` counts what is left out)."""
+    return [t for t in range(max(len(sequence) - gap, 0))
+            if sequence.point_count(t) > 0 and sequence.point_count(t + gap) > 0]
+
+
+def empty_pairs(sequence: Sequence, gap: int) -> int:
+    """How many pairs (t, t+gap) of a sequence `frame_pairs` leaves out because a scan is empty."""
+    return max(len(sequence) - gap, 0) - len(frame_pairs(sequence, gap))
 
 
 def run_superpoints(dataset: Dataset, cfg: SuperpointConfig, cache_root: Path, shard: tuple[int, int] = (0, 1),
@@ -66,12 +73,16 @@ def run_superpoints(dataset: Dataset, cfg: SuperpointConfig, cache_root: Path, s
     cache.prepare()
     tasks = []
     unposed = [s.name for s in dataset.sequences if not s.has_poses]
+    empty = 0
     for seq in dataset.sequences:
         if not seq.has_poses:
             continue
+        empty += empty_pairs(seq, cfg.gap)
         for t in frame_pairs(seq, cfg.gap):
             tasks.append(_pair_task(seq, t, cfg, cache))
     report = run_items(STAGE, cache.folder, tasks, shard=shard, fail_fast=fail_fast, progress=progress)
+    if empty:
+        report.skip("frame pairs with an empty scan", empty)
     if unposed:
         report.skip("sequences without ego poses (their frames cannot be paired in time)", len(unposed))
     return report

@@ -1,6 +1,7 @@
-"""Write synthetic driving sequences to disk in the SemanticKITTI layout, atomically and deterministically.
+"""Write synthetic driving sequences to disk, atomically and deterministically.
 
-Layout (read back by the same reader as real SemanticKITTI data)::
+Two layouts: nuScenes (``layout="nuscenes"``, tables + samples/sweeps/lidarseg, see
+`seal.synth.nuscenes_writer`) and, by default, SemanticKITTI (read back by the same reader as real data)::
 
     ROOT/seal_synth.json                     generator parameters + version (informative only)
     ROOT/sequences/NN/velodyne/NNNNNN.bin    float32 x y z intensity, LiDAR frame
@@ -34,6 +35,7 @@ from seal.synth.scene import Scene, build_scene
 SYNTH_VERSION = 1
 FRAME_PERIOD = 0.1  # seconds between frames (10 Hz)
 META_NAME = "seal_synth.json"
+LAYOUTS = ("semantickitti", "nuscenes")
 
 
 @dataclass
@@ -66,6 +68,10 @@ class SequenceGenerator:
         self.P, self.Tr = projection_matrices(self.rig)
         self._world_from_l0 = self.scene.ego_pose(0.0)
 
+    def world_pose(self, frame: int) -> np.ndarray:
+        """4x4 pose of the LiDAR at ``frame`` in the scene's world (road surface at z = 0)."""
+        return self.scene.ego_pose(frame * FRAME_PERIOD)
+
     def lidar_pose(self, frame: int) -> np.ndarray:
         """4x4 pose of the LiDAR at ``frame`` in the LiDAR frame of frame 0."""
         return np.linalg.inv(self._world_from_l0) @ self.scene.ego_pose(frame * FRAME_PERIOD)
@@ -74,15 +80,15 @@ class SequenceGenerator:
         """4x4 pose of cam0 at ``frame`` in cam0 of frame 0 (what poses.txt stores)."""
         return self.Tr @ self.lidar_pose(frame) @ np.linalg.inv(self.Tr)
 
-    def frame(self, frame: int, return_ids: bool = False) -> FrameData:
-        """Scan and render ``frame``."""
+    def frame(self, frame: int, return_ids: bool = False, render: bool = True) -> FrameData:
+        """Scan and render ``frame`` (``render=False``: the LiDAR scan only, no camera images)."""
         time = frame * FRAME_PERIOD
         prims = self.scene.primitives_at(time)
         pose = self.scene.ego_pose(time)
         rng = np.random.default_rng([self.seed, self.sequence, frame, 0x11DA])
         points, labels = scan(prims, self.scene.road, pose, self.lidar, rng)
         data = FrameData(points=points, labels=labels, images=[])
-        for cam in self.rig:
+        for cam in self.rig if render else ():
             out = render_camera(prims, self.scene.road, pose, cam, return_ids=return_ids)
             if return_ids:
                 img, lab, prim = out
@@ -113,12 +119,15 @@ def _check_target(root: Path, meta: dict) -> None:
         old = json.loads(meta_file.read_text())
     except (OSError, ValueError) as e:
         raise SealError(f"{meta_file} cannot be read ({e}); remove the folder or choose another --out") from e
-    if old.get("version") != meta["version"] or old.get("params") != meta["params"]:
+    old_layout = old.get("layout", "semantickitti")
+    if old.get("version") != meta["version"] or old.get("params") != meta["params"] or old_layout != meta["layout"]:
         diff = {
             k: (old.get("params", {}).get(k), v)
             for k, v in meta["params"].items()
             if old.get("params", {}).get(k) != v
         }
+        if old_layout != meta["layout"]:
+            diff["layout"] = (old_layout, meta["layout"])
         what = ", ".join(f"{k}: {a} -> {b}" for k, a, b in ((k, *ab) for k, ab in diff.items())) or "version"
         raise SealError(
             f"{root} already holds a different synthetic dataset ({what}); "
@@ -145,17 +154,24 @@ def generate_dataset(
     sequences: int = 4,
     frames: int = 20,
     seed: int = 0,
-    cameras: int = 1,
+    cameras: int | None = None,
     image_width: int = 480,
     beams: int = 32,
     azimuth_steps: int = 1440,
     progress: bool = True,
+    layout: str = "semantickitti",
 ) -> Path:
     """Generate ``sequences`` x ``frames`` synthetic frames under ``out`` and return the dataset root.
 
+    ``layout`` is ``"semantickitti"`` or ``"nuscenes"``; both hold the same scenes, poses and labels for the same
+    seed. ``cameras`` defaults to 1 (SemanticKITTI) or 6 (nuScenes, the six real camera channels).
     Deterministic: the same arguments give byte-identical files. Re-running into a folder that already holds
     the same dataset completes it (frames already on disk are skipped); any other non-empty folder is refused.
     """
+    if layout not in LAYOUTS:
+        raise SealError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if cameras is None:
+        cameras = 6 if layout == "nuscenes" else 1
     _validate(sequences, frames, cameras, image_width, beams, azimuth_steps)
     root = Path(out)
     params = dict(
@@ -172,19 +188,28 @@ def generate_dataset(
         "generator": "seal.synth",
         "version": SYNTH_VERSION,
         "params": params,
-        "layout": "semantickitti",
+        "layout": layout,
         "frame_period_s": FRAME_PERIOD,
         "lidar": asdict(LidarSpec(beams=beams, azimuth_steps=azimuth_steps)),
         "cameras": {f"image_{i + 2}": cam.name for i, cam in enumerate(rig)},
         "classes": {str(k): v for k, v in sorted(M.CLASS_NAMES.items())},
     }
+    if layout == "nuscenes":
+        from seal.synth import nuscenes_writer as NW
+
+        meta.update(NW.describe(rig))
     _check_target(root, meta)
     root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(root / META_NAME, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     bar = _progress_bar(sequences * frames, progress)
     try:
-        for seq in range(sequences):
-            _write_sequence(root / "sequences" / f"{seq:02d}", seed, seq, frames, params, bar)
+        if layout == "nuscenes":
+            gens = (SequenceGenerator(seed, seq, frames, cameras, image_width, beams, azimuth_steps)
+                    for seq in range(sequences))
+            NW.write_nuscenes(root, gens, FRAME_PERIOD, bar)
+        else:
+            for seq in range(sequences):
+                _write_sequence(root / "sequences" / f"{seq:02d}", seed, seq, frames, params, bar)
     finally:
         if bar is not None:
             bar.close()

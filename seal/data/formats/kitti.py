@@ -1,0 +1,248 @@
+"""Formats of the SemanticKITTI family: SemanticKITTI itself, the datasets stored like it, KITTI object frames and
+the released SemanticKITTI-C."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from seal.core.frame import Dataset, DatasetFormat
+from seal.data import splits
+from seal.data.formats.base import SequenceSplitFormat
+
+
+class SemanticKittiFormat(SequenceSplitFormat):
+    name = "semantickitti"
+    title = "SemanticKITTI"
+    layout = "sequences/NN/{velodyne,labels,image_K}/, calib.txt, poses.txt"
+    needs = ("KITTI odometry velodyne + calib (+ color images and poses for pretraining), SemanticKITTI labels "
+             "(data.label_map or ROOT/label_map.yaml for other maps)")
+    detection = "sequences/NN/velodyne/ (after every family member that has a marker of its own)"
+    label_map = "semantickitti"
+    split_note = "val 08; few-shot: packaged frame lists (every k-th of the 19,130 training frames)"
+    robustness_baseline = "semantickitti"
+    lists = "semantickitti"  # the packaged few-shot lists this format uses
+
+    def detect(self, root: Path) -> bool:
+        from seal.data.semantickitti import is_semantickitti
+
+        return is_semantickitti(root)
+
+    def open(self, root: Path, **options: Any) -> Dataset:
+        from seal.data.semantickitti import open_semantickitti
+
+        return open_semantickitti(root, **self.accepted(options))
+
+    def official_split(self, dataset: Dataset, fraction: int) -> tuple[list[int], list[str]] | None:
+        if not splits.is_official(dataset, self.lists):
+            return None
+        return (splits.select_frames(dataset, fraction, rule_only=False, lists=self.lists),
+                splits.val_sequences(self.lists))
+
+    def open_released(self, clean: Dataset, folder: Path) -> Dataset:
+        """A SemanticKITTI-C ``<corruption>/<severity>`` folder (velodyne/ + labels/), with ``clean``'s label map."""
+        from seal.data.family import open_semantickitti_c
+
+        return open_semantickitti_c(folder, label_map=clean.label_map)
+
+
+class ScribbleKittiFormat(SemanticKittiFormat):
+    name = "scribblekitti"
+    title = "ScribbleKITTI"
+    layout = "SemanticKITTI + sequences/NN/scribbles/*.label (training sequences)"
+    needs = "SemanticKITTI (labels/ of 08 for validation) + the ScribbleKITTI scribbles/ folders"
+    detection = "a sequences/NN/scribbles/ folder"
+    label_map = "scribblekitti"
+    split_note = "as SemanticKITTI (its frame lists): train on scribbles, validate on 08's dense labels"
+    robustness_baseline = None
+
+    def detect(self, root: Path) -> bool:
+        return any(p.is_dir() for p in (root / "sequences").glob("*/scribbles"))
+
+    def open(self, root: Path, **options: Any) -> Dataset:
+        from seal.data.family import open_scribblekitti
+
+        return open_scribblekitti(root, **self.accepted(options))
+
+    def open_released(self, clean: Dataset, folder: Path) -> Dataset:
+        return DatasetFormat.open_released(self, clean, folder)
+
+
+class SemanticPossFormat(SequenceSplitFormat):
+    name = "semanticposs"
+    title = "SemanticPOSS"
+    layout = "sequences/00..05/{velodyne,labels}/ (SemanticKITTI layout)"
+    needs = "the SemanticPOSS release (scans + labels; its calibration and poses are not read)"
+    detection = "--kind semanticposs only (its layout is SemanticKITTI's)"
+    label_map = "semanticposs"
+    split_note = "train 00 01 02 04 05, val 03 (as CoSMix); few-shot: every k-th training frame"
+    cameras = poses = False
+    train_sequences, val_sequences = ("00", "01", "02", "04", "05"), ("03",)
+
+    def detect(self, root: Path) -> bool:
+        return False
+
+    def open(self, root: Path, **options: Any) -> Dataset:
+        from seal.data.family import open_semanticposs
+
+        return open_semanticposs(root, **self.accepted(options))
+
+
+class SemanticStfFormat(SequenceSplitFormat):
+    name = "semanticstf"
+    title = "SemanticSTF"
+    layout = "{train,val,test}/{velodyne,labels}/ (5 float32 per point), semanticstf.yaml"
+    needs = "the SemanticSTF release as unpacked (no sequences/ folder)"
+    detection = "a train/, val/ or test/ folder with velodyne/"
+    label_map = "semanticstf"
+    split_note = "train / val folders; few-shot: every k-th frame of train/"
+    cameras = poses = False
+    train_sequences, val_sequences = ("train",), ("val",)
+
+    def detect(self, root: Path) -> bool:
+        from seal.data.family import is_semanticstf
+
+        return is_semanticstf(root)
+
+    def open(self, root: Path, **options: Any) -> Dataset:
+        from seal.data.family import open_semanticstf
+
+        return open_semanticstf(root, **self.accepted(options))
+
+
+class SynLidarFormat(SequenceSplitFormat):
+    name = "synlidar"
+    title = "SynLiDAR"
+    layout = "NN/{velodyne,labels}/ + annotations.yaml (or sequences/NN/...), sequences 00..12"
+    needs = "the SynLiDAR release (full or the sub-sampled SubDataset), unpacked per sequence"
+    detection = "annotations.yaml next to NN/velodyne/ (re-organised into sequences/: --kind synlidar)"
+    label_map = "synlidar"
+    split_note = "val 00 04 07, train the rest (as GIPSO; SynLiDAR defines none); few-shot: every k-th frame"
+    cameras = poses = False
+    train_sequences = ("01", "02", "03", "05", "06", "08", "09", "10", "11", "12")
+    val_sequences = ("00", "04", "07")
+
+    def detect(self, root: Path) -> bool:
+        from seal.data.family import is_synlidar
+
+        return is_synlidar(root)
+
+    def open(self, root: Path, **options: Any) -> Dataset:
+        from seal.data.family import open_synlidar
+
+        return open_synlidar(root, **self.accepted(options))
+
+
+class Rellis3dFormat(SequenceSplitFormat):
+    name = "rellis3d"
+    title = "RELLIS-3D"
+    layout = "NNNNN/{os1_cloud_node_kitti_bin,os1_cloud_node_semantickitti_label_id}/, poses.txt, pt_*.lst"
+    needs = "the LiDAR SemanticKITTI-format scans, their labels, the poses and the LiDAR split files (pt_*.lst)"
+    detection = "NNNNN/os1_cloud_node_kitti_bin/ (or Rellis-3D/NNNNN/...)"
+    label_map = "rellis3d"
+    split_note = "pt_train.lst / pt_val.lst (sequences SEQ-train / SEQ-val); few-shot: every k-th listed frame"
+    cameras = False
+
+    def detect(self, root: Path) -> bool:
+        from seal.data.family import is_rellis3d
+
+        return is_rellis3d(root)
+
+    def open(self, root: Path, **options: Any) -> Dataset:
+        from seal.data.family import open_rellis3d
+
+        return open_rellis3d(root, **self.accepted(options))
+
+    def official_split(self, dataset: Dataset, fraction: int) -> tuple[list[int], list[str]] | None:
+        names = [s.name for s in dataset.sequences]
+        train = tuple(n for n in names if n.endswith("-train"))
+        return splits.sequence_split(dataset, fraction, train, [n for n in names if n.endswith("-val")])
+
+
+class Daps3dFormat(SequenceSplitFormat):
+    name = "daps3d"
+    title = "DAPS-3D"
+    layout = "data/NN/{clouds,labels}/ (DAPS-1), params.yml"
+    needs = "the DAPS-1 release"
+    detection = "data/NN/clouds/ (or NN/clouds/)"
+    label_map = "daps3d"
+    split_note = "train 00-07 09 10, val 08 (the DAPS3D repository's navigation.yml); few-shot: every k-th frame"
+    cameras = poses = False
+    train_sequences = ("00", "01", "02", "03", "04", "05", "06", "07", "09", "10")
+    val_sequences = ("08",)
+
+    def detect(self, root: Path) -> bool:
+        from seal.data.family import is_daps3d
+
+        return is_daps3d(root)
+
+    def open(self, root: Path, **options: Any) -> Dataset:
+        from seal.data.family import open_daps3d
+
+        return open_daps3d(root, **self.accepted(options))
+
+
+class Synth4dFormat(SequenceSplitFormat):
+    name = "synth4d"
+    title = "Synth4D"
+    layout = "{kitti_synth,nuscenes_synth}/<Town>/{velodyne,labels,calib}/NNNNNN.npy"
+    needs = "Synth4D-KITTI or Synth4D-nuScenes (data.version=nuscenes_synth picks the second)"
+    detection = "<Town>/velodyne/*.npy (under kitti_synth/ or nuscenes_synth/)"
+    label_map = "synth4d"
+    split_note = "none packaged (its splits ship as pickles, not read): name split.train/val_sequences (towns)"
+    cameras = poses = False
+    options = ("label_map", "version")
+
+    def detect(self, root: Path) -> bool:
+        from seal.data.family import is_synth4d
+
+        return is_synth4d(root)
+
+    def open(self, root: Path, **options: Any) -> Dataset:
+        from seal.data.family import open_synth4d
+
+        return open_synth4d(root, **self.accepted(options))
+
+
+class KittiObjectFormat(SequenceSplitFormat):
+    name = "kitti-object"
+    title = "KITTI object"
+    layout = "velodyne/ + calib/ + image_2/, or NNNNNN.bin/.png/_calib.txt"
+    needs = "KITTI object velodyne + calib + image_2 (no per-point labels)"
+    detection = "velodyne/ + calib/, or NNNNNN.bin + NNNNNN_calib.txt"
+    label_map = "semantickitti"
+    split_note = "none (single unlabelled frames)"
+    poses = False
+    options = ()
+
+    def detect(self, root: Path) -> bool:
+        from seal.data.semantickitti import is_kitti_object
+
+        return is_kitti_object(root)
+
+    def open(self, root: Path, **options: Any) -> Dataset:
+        from seal.data.semantickitti import open_kitti_object
+
+        return open_kitti_object(root, **self.accepted(options))
+
+
+class SemanticKittiCFormat(SequenceSplitFormat):
+    name = "semantickitti-c"
+    title = "SemanticKITTI-C (Robo3D)"
+    layout = "<corruption>/<light|moderate|heavy>/{velodyne,labels}/"
+    needs = "the Robo3D SemanticKITTI-C release (OpenDataLab); evaluate.robustness_root points at it"
+    detection = "<corruption>/<severity>/velodyne/ with Robo3D corruption names"
+    label_map = "semantickitti"
+    split_note = "evaluation only (all frames of each corruption/severity)"
+    robustness_baseline = "semantickitti"
+    cameras = poses = False
+
+    def detect(self, root: Path) -> bool:
+        from seal.data.family import is_semantickitti_c
+
+        return is_semantickitti_c(root)
+
+    def open(self, root: Path, **options: Any) -> Dataset:
+        from seal.data.family import open_semantickitti_c
+
+        return open_semantickitti_c(root, **self.accepted(options))

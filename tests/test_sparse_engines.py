@@ -1,0 +1,99 @@
+"""Sparse-engine selection on a CPU machine, and a backbone state-dict layout that depends on the config alone.
+
+(The CUDA side, spconv-triton on a GPU against spconv on the CPU, is tests/test_cuda.py.)
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from seal.core.config import BackboneConfig
+from seal.core.errors import ConfigError, SealError
+from seal.models import sparse
+from seal.models.minkunet import MinkUNet
+
+TINY = BackboneConfig(stem_channels=16, planes=[16, 32, 48, 64, 48, 32, 32, 32], layers=[1] * 8)
+
+
+@pytest.fixture(autouse=True)
+def _restore_engine():
+    """Every test leaves the process's engine choice as it found it."""
+    saved = dict(sparse._chosen)
+    yield
+    sparse._chosen.clear()
+    sparse._chosen.update(saved)
+    sparse.spconv.cache_clear()
+
+
+@pytest.fixture
+def needs_spconv():
+    if "spconv" not in sparse.installed_engines():
+        pytest.skip(f"spconv is not installed ({sparse.INSTALL['spconv']})")
+
+
+def test_engine_selection_on_a_cpu(needs_spconv):
+    assert sparse.select_engine("auto", "cpu") == "spconv"
+    assert sparse.current_engine() == "spconv"
+    import spconv.pytorch
+
+    assert sparse.spconv() is spconv.pytorch
+    # spconv-triton is GPU-only: on a CPU it is refused whether or not it is installed
+    with pytest.raises(SealError, match="spconv-triton"):
+        sparse.select_engine("spconv-triton", "cpu")
+    with pytest.raises(ConfigError, match="unknown"):
+        sparse.select_engine("minkowski", "cpu")
+    with pytest.raises(ConfigError):
+        sparse.select_engine("", "cpu")
+
+
+def _layout(model: torch.nn.Module) -> list[tuple[str, tuple[int, ...], torch.dtype]]:
+    return [(name, tuple(t.shape), t.dtype) for name, t in model.state_dict().items()]
+
+
+@pytest.mark.parametrize("config", [TINY, BackboneConfig()], ids=["tiny", "Res16UNet34C"])
+def test_backbone_state_dict_layout_depends_on_the_config_only(needs_spconv, config):
+    sparse.select_engine("spconv", "cpu")
+    torch.manual_seed(0)
+    first = MinkUNet(config)
+    sparse.spconv.cache_clear()  # a fresh import of the engine module, other weights: the same layout
+    torch.manual_seed(1)
+    second = MinkUNet(BackboneConfig(**vars(config)))
+    assert _layout(first) == _layout(second)
+    assert any(not torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(),
+                                                      strict=True)), "different seeds gave the same weights"
+    # one entry per parameter or buffer: 3x3x3 submanifold kernels stored as [out, 3, 3, 3, in] (KRSC), which is
+    # the layout spconv-triton reads as well (tests/test_cuda.py loads one into the other)
+    stem = first.state_dict()["stem.0.weight"]
+    assert tuple(stem.shape) == (config.stem_channels, 3, 3, 3, config.in_channels)
+    second.load_state_dict(first.state_dict())  # strict: names and shapes agree
+    widths = MinkUNet(BackboneConfig(**{**vars(config), "stem_channels": config.stem_channels * 2}))
+    assert _layout(widths) != _layout(first)
+
+
+def test_spconv_cpu_gives_the_same_result_on_two_threads_as_on_one(needs_spconv):
+    """Each output of a sparse convolution is a sum over its neighbours; with more threads only the summation order
+    may change. spconv's own CPU scatter-add races (rows land on the wrong outputs); seal.models.sparse replaces
+    it, and this catches the race if the replacement is ever lost."""
+    sparse.select_engine("spconv", "cpu")
+    gen = torch.Generator().manual_seed(0)
+    cells = torch.randperm(160 * 160 * 12, generator=gen)[:15_000]
+    coords = torch.stack([torch.zeros_like(cells), cells // (160 * 12), (cells // 12) % 160, cells % 12], 1).int()
+    feats = torch.rand(coords.shape[0], 1, generator=gen)
+    torch.manual_seed(0)
+    model = MinkUNet(TINY).eval()
+    threads = torch.get_num_threads()
+    results = []
+    try:
+        for count in (1, 2, 2):
+            torch.set_num_threads(count)
+            x = feats.clone().requires_grad_(True)
+            out = model(sparse.sparse_tensor(x, coords, 1))
+            out.square().sum().backward()
+            results.append((out.detach(), x.grad))
+    finally:
+        torch.set_num_threads(threads)
+    (out1, dx1), *others = results
+    for out, dx in others:
+        assert float((out - out1).norm() / out1.norm()) < 1e-5
+        assert float((dx - dx1).norm() / dx1.norm()) < 1e-4
