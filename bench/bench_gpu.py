@@ -162,7 +162,7 @@ def synthetic_pair_batch(rng: np.random.Generator, pairs: int, cameras: int, cro
     per_image = rows * cols
     images = torch.rand(pairs * cameras, 3, height, width)
     pixel_ids = (np.arange(pairs * cameras)[:, None, None] * per_image + block[None]).reshape(-1)
-    pair_voxel, pair_sp = [], []
+    pair_voxel, pair_sp, pair_pixel = [], [], []
     for b in range(pairs):
         n = scans_t[b].shape[0]
         chosen = rng.choice(n, int(n * paired_fraction), replace=False)
@@ -170,13 +170,14 @@ def synthetic_pair_batch(rng: np.random.Generator, pairs: int, cameras: int, cro
         r, c = rng.integers(0, height, chosen.shape[0]), rng.integers(0, width, chosen.shape[0])
         pair_voxel.append(inv_t[b][chosen] + offsets_t[b])
         pair_sp.append(image * per_image + block[r, c])
+        pair_pixel.append((image * height + r) * width + c)
     as_long = lambda a: torch.from_numpy(np.ascontiguousarray(a)).long()  # noqa: E731
     return PairBatch(
         coords=torch.cat([coords_t, coords_n]), feats=torch.cat([feats_t, feats_n]), batch_size=2 * pairs,
         point_voxel_t=as_long(point_voxel_t), point_voxel_n=as_long(point_voxel_n),
         segments_t=as_long(np.concatenate(seg_t)), segments_n=as_long(np.concatenate(seg_n)),
         images=images, pixel_superpixel=as_long(pixel_ids), pair_voxel=as_long(np.concatenate(pair_voxel)),
-        pair_superpixel=as_long(np.concatenate(pair_sp)),
+        pair_superpixel=as_long(np.concatenate(pair_sp)), pair_pixel=as_long(np.concatenate(pair_pixel)),
         num_points=int(sum(s.shape[0] for s in scans_t) + sum(s.shape[0] for s in scans_n)),
         ids=[f"synthetic-{b}" for b in range(pairs)])
 
@@ -544,7 +545,7 @@ class Bench:
             with torch.autocast(dev.type, dtype=torch.float16, enabled=on_cuda):
                 maps = teacher(batch.images)
                 mark("teacher forward", breakdown)
-                voxels, pixels = student(batch.coords, batch.feats, batch.batch_size, maps, crop)
+                voxels, pixels, _ = student(batch.coords, batch.feats, batch.batch_size, maps, crop)
                 mark("student forward", breakdown)
                 losses = seal_loss(voxels, pixels, batch, loss_cfg, torch.Generator().manual_seed(0))
                 mark("losses", breakdown)

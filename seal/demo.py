@@ -17,6 +17,7 @@ import numpy as np
 from seal.core.atomic import write_text_atomic
 from seal.core.schemas import DownstreamSchema, PretrainSchema
 from seal.core.settings import load_config
+from seal.evaluation.metrics import DEFAULT_CONVENTION, MIOU_CONVENTIONS, convention_key, other_convention
 
 SETTINGS = {  # name -> pretraining loss weights (None = no pretraining)
     "random init": None,
@@ -60,7 +61,7 @@ def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True) -> 
     train, val = names[:-1], names[-1:]
     seq_list = "[" + ",".join(f'"{n}"' for n in train) + "]"
     val_list = "[" + ",".join(f'"{n}"' for n in val) + "]"
-    results: dict[str, dict[int, float]] = {name: {} for name in SETTINGS}
+    results: dict[str, dict[int, dict]] = {name: {} for name in SETTINGS}
     runs: dict[str, dict[int, Path]] = {name: {} for name in SETTINGS}
     for seed in plan.seeds:
         for setting, weights in SETTINGS.items():
@@ -79,7 +80,7 @@ def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True) -> 
                 f"train.run_dir={out / 'runs' / f'probe-{tag}-s{seed}'}"]
                 + ([f"model.pretrained={backbone}"] if backbone else []))
             run = run_downstream(cfg, "probe", progress=progress)
-            results[setting][seed] = json.loads((run / "summary.json").read_text())["miou"]
+            results[setting][seed] = json.loads((run / "summary.json").read_text())  # miou + the conventions
             runs[setting][seed] = run
     summary = _summarise(results, plan, time.perf_counter() - start)
     pictures = _pictures(out, data, runs, val[0])
@@ -90,17 +91,37 @@ def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True) -> 
     return summary
 
 
-def _summarise(results: dict[str, dict[int, float]], plan: DemoPlan, seconds: float) -> dict:
+def _summarise(results: dict[str, dict[int, dict]], plan: DemoPlan, seconds: float) -> dict:
+    """Rows of mIoU % per setting and seed by the data's official convention (``miou`` of each run's summary)
+    and, beside it, by the other one; ``results`` maps setting -> seed -> the run's summary.json."""
+    first = next(iter(next(iter(results.values())).values()))
+    convention = first.get("miou_convention", DEFAULT_CONVENTION)
+    other = other_convention(convention)
     rows = []
     for setting, by_seed in results.items():
-        values = np.array([100 * by_seed[s] for s in plan.seeds])
-        rows.append({"setting": setting, "miou_by_seed": {str(s): round(float(v), 2) for s, v in zip(plan.seeds, values,
-                                                                                                      strict=True)},
-                     "mean": round(float(values.mean()), 2), "std": round(float(values.std(ddof=0)), 2)})
-    return {"rows": rows, "seeds": plan.seeds, "seconds": round(seconds, 1),
+        values = np.array([100 * by_seed[s]["miou"] for s in plan.seeds])
+        others = np.array([100 * by_seed[s][convention_key(other)] for s in plan.seeds])
+        rows.append({"setting": setting,
+                     "miou_by_seed": {str(s): round(float(v), 2) for s, v in zip(plan.seeds, values, strict=True)},
+                     "mean": round(float(values.mean()), 2), "std": round(float(values.std(ddof=0)), 2),
+                     "other_by_seed": {str(s): round(float(v), 2) for s, v in zip(plan.seeds, others, strict=True)},
+                     "other_mean": round(float(others.mean()), 2), "other_std": round(float(others.std(ddof=0)), 2)})
+    return {"rows": rows, "seeds": plan.seeds, "seconds": round(seconds, 1), "miou_convention": convention,
+            "other_convention": other,
             "protocol": f"linear probe ({plan.probe_epochs} epochs) on {plan.sequences - 1} synthetic sequences x "
                         f"{plan.frames} frames, evaluated on 1 held-out sequence; pretraining {plan.pretrain_epochs} "
                         "epochs with the tiny preset (random ViT teacher)"}
+
+
+def _cells(row: dict, seeds: list[int]) -> list[str]:
+    """'official (other)' per seed, then 'mean ± std (mean ± std)'."""
+    out = [f"{row['miou_by_seed'][str(s)]:.1f} ({row['other_by_seed'][str(s)]:.1f})" for s in seeds]
+    return out + [f"{row['mean']:.1f} ± {row['std']:.1f} ({row['other_mean']:.1f} ± {row['other_std']:.1f})"]
+
+
+def _convention_note(summary: dict) -> str:
+    return (f"mIoU %: {MIOU_CONVENTIONS[summary['miou_convention']]}; in parentheses: "
+            f"{MIOU_CONVENTIONS[summary['other_convention']]}")
 
 
 def _markdown(summary: dict) -> str:
@@ -108,12 +129,12 @@ def _markdown(summary: dict) -> str:
     lines = ["| setting | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std |",
              "|---|" + "---|" * len(seeds) + "---|"]
     for row in summary["rows"]:
-        lines.append(f"| {row['setting']} | " + " | ".join(f"{row['miou_by_seed'][str(s)]:.1f}" for s in seeds)
-                     + f" | {row['mean']:.1f} ± {row['std']:.1f} |")
-    return "\n".join(lines) + f"\n\nmIoU % on the validation sequence; {summary['protocol']}; {summary['seconds']} s."
+        lines.append(f"| {row['setting']} | " + " | ".join(_cells(row, seeds)) + " |")
+    return "\n".join(lines) + (f"\n\nmIoU % on the validation sequence; {summary['protocol']}; {summary['seconds']} s."
+                               f"\n{_convention_note(summary)}.")
 
 
-def _render(summary: dict) -> None:
+def _render(summary: dict, console=None) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -124,10 +145,10 @@ def _render(summary: dict) -> None:
         table.add_column(f"seed {s}", justify="right")
     table.add_column("mean ± std", justify="right")
     for row in summary["rows"]:
-        table.add_row(row["setting"], *(f"{row['miou_by_seed'][str(s)]:.1f}" for s in seeds),
-                      f"{row['mean']:.1f} ± {row['std']:.1f}")
-    console = Console()
+        table.add_row(row["setting"], *_cells(row, seeds))
+    console = console or Console()
     console.print(table)
+    console.print(_convention_note(summary))
     console.print(f"{summary['protocol']}; {summary['seconds']} s in total")
     for picture in summary.get("pictures", []):
         console.print(f"picture: {picture}")

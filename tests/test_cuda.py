@@ -74,7 +74,8 @@ def _losses(x: dict[str, torch.Tensor], device: str) -> tuple[dict[str, torch.Te
         point_voxel_t=torch.randint(0, n, (2500,), generator=g).to(device),
         point_voxel_n=torch.randint(0, n, (2200,), generator=g).to(device),
         segments_t=x["seg_t"], segments_n=x["seg_n"], images=torch.zeros(1, 3, 1, 1),
-        pixel_superpixel=x["pixel_sp"], pair_voxel=x["pair_point"], pair_superpixel=x["pair_sp"], num_points=4700)
+        pixel_superpixel=x["pixel_sp"], pair_voxel=x["pair_point"], pair_superpixel=x["pair_sp"],
+        pair_pixel=torch.zeros_like(x["pair_point"]), num_points=4700)
     total = seal_loss(x["points"], x["pixels"], batch, LossConfig(p2s_max_points=1024),
                       torch.Generator().manual_seed(5))
     out.update({f"seal_{k}": v for k, v in total.items()})

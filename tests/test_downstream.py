@@ -63,6 +63,12 @@ def test_probe_keeps_the_backbone_frozen_and_evaluate_agrees(data, tmp_path, cap
     run = run_downstream(_cfg(data, tmp_path / "probe"), "probe", progress=False)
     summary = json.loads((run / "summary.json").read_text())
     assert 0.0 <= summary["miou"] <= 1.0 and summary["train_frames"] == 8 and summary["val_frames"] == 4
+    # SemanticKITTI layout: its evaluator's rule (absent classes count 0) by default, the other one beside it
+    assert summary["miou_convention"] == "absent-as-zero" and summary["miou"] == summary["miou_absent_as_zero"]
+    assert summary["miou_absent_excluded"] >= summary["miou_absent_as_zero"]
+    val = json.loads((run / "val.json").read_text())
+    assert val["miou"] == pytest.approx(100 * summary["miou"], abs=1e-3) and val["miou_convention"] == "absent-as-zero"
+    assert val["miou_absent_excluded"] == pytest.approx(100 * summary["miou_absent_excluded"], abs=1e-3)
     model, meta = load_model(run / "model.pt")
     torch.manual_seed(0)
     fresh, _ = build_model(None, _cfg(data, tmp_path).model.backbone, 19)
@@ -74,6 +80,7 @@ def test_probe_keeps_the_backbone_frozen_and_evaluate_agrees(data, tmp_path, cap
                  "--out", str(tmp_path / "eval")]) == 0
     result = json.loads((tmp_path / "eval" / "val.json").read_text())
     assert result["miou"] == pytest.approx(100 * summary["miou"], abs=1e-3)   # the same confusion matrix
+    assert result["miou_absent_excluded"] == pytest.approx(100 * summary["miou_absent_excluded"], abs=1e-3)
     labels = sorted((preds / "sequences" / "02" / "predictions").glob("*.label"))
     assert len(labels) == 4
     frame = open_dataset(data)[8]
@@ -112,6 +119,10 @@ def test_robustness_rows(data, tmp_path):
     assert [r["corruption"] for r in rows][-1] == "mean" and len(rows) == 9
     assert all(r["light"] is not None and r["rr"] is not None for r in rows[:-1])
     assert rows[-1]["ce"] is not None and (tmp_path / "out" / "robustness.json").is_file()
+    doc = json.loads((tmp_path / "out" / "robustness.json").read_text())
+    assert doc["rows"] == rows and doc["miou_convention"] == "absent-as-zero"
+    assert doc["other_convention"] == "absent-excluded" and len(doc["rows_other"]) == 9
+    assert all(o["mean"] >= r["mean"] for r, o in zip(rows, doc["rows_other"], strict=True))  # absent: 0 vs out
 
 
 @pytest.mark.slow

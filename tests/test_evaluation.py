@@ -109,7 +109,7 @@ def test_results_files_and_table(tmp_path) -> None:
     cm = ConfusionMatrix(3).update(np.array([1, 1, 2, 2, 2]), np.array([1, 2, 2, 2, 0]))
     names = ["car", "road", "tree"]
     rows = results_table(cm, names)
-    assert [r["class"] for r in rows] == names + ["mean"]
+    assert [r["class"] for r in rows] == names + ["mean (absent-as-zero)", "mean"]  # other convention, then own
     assert rows[0]["iou"] == pytest.approx(50.0) and rows[1]["iou"] == pytest.approx(200 / 3, abs=1e-3)
     assert rows[2]["iou"] is None and rows[-1]["iou"] == pytest.approx((50 + 200 / 3) / 2, abs=1e-3)
     assert rows[-1]["accuracy"] == pytest.approx(75.0) and rows[-1]["gt_points"] == 4
@@ -117,7 +117,8 @@ def test_results_files_and_table(tmp_path) -> None:
     doc = json.loads(json_path.read_text())
     assert doc["miou"] == rows[-1]["iou"] and doc["points"] == 4 and doc["classes"][2]["iou"] is None
     table = list(csv.DictReader(csv_path.open()))
-    assert table[1]["class"] == "road" and table[2]["iou"] == "" and len(table) == 4
+    assert table[1]["class"] == "road" and table[2]["iou"] == "" and len(table) == 5
+    assert float(table[3]["iou"]) == pytest.approx((50 + 200 / 3) / 3, abs=1e-3)  # the absent tree as 0
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temp files left
     from rich.console import Console
 

@@ -190,6 +190,19 @@ def test_any_loss_term_may_be_off_under_ddp(term, data, tmp_path):
     assert (tmp_path / "run" / "backbone.pt").is_file()
 
 
+@pytest.mark.parametrize("objective", ["ppkt", "scalr"])
+def test_each_objective_runs_under_ddp(objective, data, tmp_path):
+    """Switched-off terms stay attached (H_i under ScaLR, the ScaLR head only when it exists): DDP sees every
+    parameter used."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+               str(29533 + ["ppkt", "scalr"].index(objective)), "-m", "seal", "pretrain", str(data), "--config",
+               "tiny", "--objective", objective, *FAST, "train.batch_size=1", "train.max_steps=2",
+               f"train.run_dir={tmp_path / 'run'}"]
+    result = subprocess.run(command, capture_output=True, text=True, env=ENV, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (tmp_path / "run" / "backbone.pt").is_file()
+
+
 def test_truncated_cache_files_are_redone_and_training_runs(data, tmp_path, capsys):
     cache = tmp_path / "cache"
     stage = ["--config", "tiny", "--cache", str(cache), "--no-progress"]

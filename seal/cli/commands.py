@@ -80,7 +80,7 @@ def run_synth(cfg: SynthSchema) -> int:
     if not s.out:
         raise ConfigError("synth.out is not set: give --out FOLDER")
     root = generate_dataset(Path(s.out), sequences=s.sequences, frames=s.frames, seed=s.seed, cameras=s.cameras,
-                            layout=s.layout)
+                            layout=s.layout, segments=s.segments)
     print(f"wrote {s.sequences} x {s.frames} frames to {root} ({s.layout} layout)")
     return 0
 
@@ -169,7 +169,8 @@ register(Command("synth", "generate synthetic driving sequences (SemanticKITTI o
                  SynthSchema, run_synth,
                  [Option(("--out",), "synth.out"), Option(("--sequences",), "synth.sequences"),
                   Option(("--frames",), "synth.frames"), Option(("--seed",), "synth.seed"),
-                  Option(("--cameras",), "synth.cameras"), Option(("--layout",), "synth.layout")]))
+                  Option(("--cameras",), "synth.cameras"), Option(("--layout",), "synth.layout"),
+                  Option(("--segments",), "synth.segments")]))
 register(Command("superpixels", "compute 2D superpixels for every camera image (cached)",
                  "One uint16 label map per camera image (0 = no segment) from SLIC, SAM, a Hugging Face segmenter "
                  "or precomputed maps, cached in a folder keyed by method and parameters: a second run is a no-op "
@@ -183,10 +184,11 @@ register(Command("superpoints", "compute temporal superpoints for frame pairs (c
 register(Command("pretrain", "Seal pretraining of the 3D backbone (L_vfm + L_tmp + L_p2s)",
                  "Pretrain a sparse MinkUNet by distilling a frozen 2D teacher through superpixels (L_vfm) and "
                  "temporal superpoints (L_tmp, L_p2s). Missing superpixels/superpoints are computed first. Runs on "
-                 "one CPU, one GPU, or many with `torchrun --nproc_per_node N -m seal pretrain ...`.",
+                 "one CPU, one GPU, or many with `torchrun --nproc_per_node N -m seal pretrain ...`. "
+                 "--objective ppkt|slidr|scalr trains a neighbouring objective instead (loss.* weights mix them).",
                  PretrainSchema, run_pretrain,
                  [Option(("path",), "data.path", optional=True, help="dataset folder (or data.path=...)"),
-                  Option(("--resume",), "train.resume")], families=("pretrain",)))
+                  Option(("--resume",), "train.resume")], families=("pretrain",), objectives=True))
 for _mode, _text in (("probe", "linear probing: a frozen backbone (BatchNorm in eval) and a new 1x1 classifier"),
                      ("finetune", "few-shot fine-tuning of the whole network (CE + Lovász-softmax)")):
     register(Command(_mode, _text, _text[0].upper() + _text[1:] + ", from a `seal pretrain` backbone or random "

@@ -26,7 +26,7 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     from seal.cli import commands  # noqa: F401 - registers the commands
-    from seal.cli.registry import REGISTRY, add_command_parser
+    from seal.cli.registry import REGISTRY, add_command_parser, add_objective_option
 
     parser = argparse.ArgumentParser(
         prog="seal", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
@@ -51,6 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the command whose keys to print (default pretrain, the one that reads the "
                              "most): " + ", ".join(sorted({n.split(" ")[0] for n in REGISTRY})))
     config.add_argument("--config", help="YAML config file or a packaged preset")
+    add_objective_option(config)
     config.set_defaults(_command="config")
     return parser
 
@@ -84,11 +85,11 @@ def run(args: argparse.Namespace, overrides: list[str]) -> int:
             raise ConfigError(f"seal config {args.target}: no such command; choose one of "
                               + ", ".join(sorted({n.split(' ')[0] for n in REGISTRY})))
         name = names[0]
-        cfg = build_config(REGISTRY[name], args.config, {}, overrides)
+        cfg = build_config(REGISTRY[name], args.config, {}, overrides, args.objective)
         print(f"# seal {args.target}: every key, its value here, and what it means\n{describe_config(cfg)}")
         return 0
     command = REGISTRY[args._command]
-    cfg = build_config(command, args.config, option_values(args, command), overrides)
+    cfg = build_config(command, args.config, option_values(args, command), overrides, getattr(args, "objective", None))
     return command.run(cfg)
 
 

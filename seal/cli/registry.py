@@ -15,7 +15,7 @@ from typing import Any
 
 from seal.core.config import FRACTIONS
 from seal.core.errors import ConfigError
-from seal.core.settings import field_comments, load_config, resolve_preset
+from seal.core.settings import field_comments, load_config, objective_names, resolve_objective, resolve_preset
 
 
 @dataclass
@@ -41,6 +41,7 @@ class Command:
     run: Callable[[Any], int]
     options: list[Option] = field(default_factory=list)
     families: tuple[str, ...] = ("pretrain", "downstream")  # preset families, in the order they are looked up
+    objectives: bool = False  # takes --objective NAME: configs/objective_NAME.yaml layered after --config
 
     def defaults(self) -> Any:
         return self.schema()
@@ -103,7 +104,16 @@ def add_command_parser(sub: argparse._SubParsersAction, name: str, command: Comm
         _add_option(parser, command, option, comments)
     presets = " or a packaged preset (" + ", ".join(command.families) + " presets: tiny, nuscenes, ...)"
     parser.add_argument("--config", help="YAML config file" + presets)
+    if command.objectives:
+        add_objective_option(parser)
     parser.set_defaults(_command=command.name)
+
+
+def add_objective_option(parser: argparse.ArgumentParser) -> None:
+    """``--objective NAME``: the loss weights (and superpixel method) of a packaged objective, over --config."""
+    parser.add_argument("--objective", choices=objective_names(),
+                        help="pretraining objective: a packaged seal/configs/objective_NAME.yaml (loss weights; "
+                             "slidr: SLIC superpixels) layered over --config, under key=value overrides")
 
 
 def option_values(args: argparse.Namespace, command: Command) -> dict[str, Any]:
@@ -116,19 +126,22 @@ def option_values(args: argparse.Namespace, command: Command) -> dict[str, Any]:
     return out
 
 
-def build_config(command: Command, config: str | None, values: dict[str, Any], overrides: list[str]) -> Any:
-    """Defaults <- ``--config`` (a run being resumed: its config.yaml) <- options <- ``key=value``.
+def build_config(command: Command, config: str | None, values: dict[str, Any], overrides: list[str],
+                 objective: str | None = None) -> Any:
+    """Defaults <- ``--config`` (a run being resumed: its config.yaml) <- ``--objective`` <- options <- ``key=value``.
 
     ``--resume auto`` resumes ``train.run_dir``, else the newest runs/COMMAND-* folder holding a checkpoint, and
     starts a fresh run when there is none, so a requeued job script needs no edit."""
     path = resolve_preset(config, command.families)
+    layer = [resolve_objective(objective)] if objective else []
     resume = values.get("train.resume") or next((o.split("=", 1)[1] for o in overrides
                                                  if o.startswith("train.resume=")), None)
     flags = [f"{k}={_quote(v)}" for k, v in values.items()]
     if resume == "auto":
         from seal.engine.rundir import latest_run
 
-        fresh = load_config(command.schema, path, [f for f in flags if not f.startswith("train.resume=")]
+        fresh = load_config(command.schema, [*([path] if path else []), *layer],
+                            [f for f in flags if not f.startswith("train.resume=")]
                             + [o for o in overrides if not o.startswith("train.resume=")])
         found = latest_run(fresh.train.run_dir, command.name)
         if found is None:
@@ -146,7 +159,7 @@ def build_config(command: Command, config: str | None, values: dict[str, Any], o
         path = run_dir / "config.yaml"
         if not path.is_file():
             raise ConfigError(f"--resume {resume}: not a seal run folder ({path} not found)")
-    return load_config(command.schema, path, flags + list(overrides))
+    return load_config(command.schema, [*([path] if path else []), *layer], flags + list(overrides))
 
 
 def _quote(value: Any) -> str:

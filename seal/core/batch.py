@@ -45,6 +45,7 @@ class PairBatch(_Tensors):
     pixel_superpixel: Tensor  # [I*H*W] long: superpixel id of every pixel of every crop
     pair_voxel: Tensor        # [P] long: voxel (row of `coords`) of each pairing
     pair_superpixel: Tensor   # [P] long: superpixel id under each pairing
+    pair_pixel: Tensor        # [P] long: flat index (image * H * W + row * W + col) of each pairing's pixel
     num_points: int           # N_t + N_n, for throughput
     ids: list[str] = field(default_factory=list)  # frame id of each sample's frame t
 

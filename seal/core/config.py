@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 CORRUPTIONS: tuple[str, ...] = ("fog", "wet_ground", "snow", "motion_blur", "beam_missing", "crosstalk",
                                 "incomplete_echo", "cross_sensor")
 SEVERITIES: tuple[str, ...] = ("light", "moderate", "heavy")
-SUPERPIXEL_METHODS: tuple[str, ...] = ("slic", "sam", "hf", "precomputed")
+SUPERPIXEL_METHODS: tuple[str, ...] = ("slic", "sam", "hf", "precomputed", "oracle")
 SPARSE_ENGINES: tuple[str, ...] = ("auto", "spconv", "spconv-triton")
 FRACTIONS: tuple[int, ...] = (1, 5, 10, 25, 100)
 
@@ -109,15 +109,28 @@ class PrecomputedConfig:
 
 
 @dataclass
+class OracleConfig:
+    """Oracle segments of synthetic data (`seal synth --segments`): an upper bound on what a perfect VFM could give,
+    optionally degraded by random splits and merges to sweep between perfect and SLIC-like segments."""
+
+    split_rate: float = 0.0        # fraction of segments cut in two along a random line through their centroid
+    merge_rate: float = 0.0        # fraction of segments (after splitting) merged with a random adjacent segment
+    seed: int = 0                  # seeds which segments are split/merged (with the frame and camera): reproducible
+
+    RULES: ClassVar[dict[str, str]] = {"split_rate": "0..1", "merge_rate": "0..1", "seed": ">=0"}
+
+
+@dataclass
 class SuperpixelConfig:
     """2D superpixels (SPEC section 3): one uint16 map per camera image, 0 = covered by no segment."""
 
-    method: str = "slic"           # slic | sam | hf | precomputed
+    method: str = "slic"           # slic | sam | hf | precomputed | oracle (synthetic data only)
     device: str = "cpu"            # where a VFM runs (cpu | cuda)
     slic: SlicConfig = field(default_factory=SlicConfig)  # options of method=slic
     sam: SamConfig = field(default_factory=SamConfig)  # options of method=sam
     hf: HuggingFaceConfig = field(default_factory=HuggingFaceConfig)  # options of method=hf
     precomputed: PrecomputedConfig = field(default_factory=PrecomputedConfig)  # options of method=precomputed
+    oracle: OracleConfig = field(default_factory=OracleConfig)  # options of method=oracle
 
     RULES: ClassVar[dict[str, str]] = {"method": "|".join(SUPERPIXEL_METHODS)}
 
@@ -194,17 +207,23 @@ class TeacherConfig:
 
 @dataclass
 class LossConfig:
-    """Weights and temperature of L = vfm L_vfm + tmp L_tmp + p2s L_p2s (SPEC section 6)."""
+    """Weights of L = vfm L_vfm + tmp L_tmp + p2s L_p2s + ppkt L_ppkt + scalr L_scalr (SPEC sections 6 and 11).
+
+    Seal is the default (vfm + tmp + p2s); `seal pretrain --objective ppkt|slidr|scalr|seal` sets these weights for
+    one of the neighbouring objectives (seal/configs/objective_*.yaml), and any other mix is a set of weights."""
 
     vfm: float = 1.0               # weight of L_vfm (points vs superpixels of the 2D teacher)
     tmp: float = 1.0               # weight of L_tmp (superpoints of frame t vs frame t+n)
     p2s: float = 1.0               # weight of L_p2s (points vs their superpoint's mean)
+    ppkt: float = 0.0              # weight of L_ppkt (PPKT: InfoNCE of sampled point-pixel pairings, H_p vs H_i)
+    scalr: float = 0.0             # weight of L_scalr (ScaLR: distance of paired points to the frozen teacher's pixels)
     tau: float = 0.07              # temperature of every InfoNCE
     p2s_max_points: int = 8192     # points sampled per step for L_p2s (bounds the points x segments logits)
+    ppkt_pairings: int = 4096      # point-pixel pairings sampled per micro-batch for L_ppkt (SLidR's num_matches)
     normalize_pooled: bool = False  # re-normalise pooled means (SLidR does not)
 
-    RULES: ClassVar[dict[str, str]] = {"vfm": ">=0", "tmp": ">=0", "p2s": ">=0", "tau": ">0",
-                                       "p2s_max_points": ">=1"}
+    RULES: ClassVar[dict[str, str]] = {"vfm": ">=0", "tmp": ">=0", "p2s": ">=0", "ppkt": ">=0", "scalr": ">=0",
+                                       "tau": ">0", "p2s_max_points": ">=1", "ppkt_pairings": ">=1"}
 
 
 @dataclass
@@ -226,10 +245,14 @@ class AugmentConfig:
 
 @dataclass
 class OptimConfig:
-    """SGD with a cosine schedule (SPEC section 7). Effective lr = lr * global_batch / lr_reference_batch."""
+    """SGD with a cosine schedule (SPEC section 7). Effective lr = lr * global_batch / lr_reference_batch.
+
+    The pretraining defaults are SLidR's (valeoai/SLidR config/slidr_minkunet.yaml: lr 0.5, batch_size 4 on
+    num_gpus 1, i.e. a global batch of 4, sgd_momentum 0.9, sgd_dampening 0.1, weight_decay 0.0001,
+    num_epochs 50); the presets carry the source of every value."""
 
     lr: float = 0.5                # learning rate (of the backbone when fine-tuning)
-    lr_reference_batch: int | None = 16  # global batch the lr is given for (null: never scaled)
+    lr_reference_batch: int | None = 4  # global batch the lr is given for (null: never scaled)
     head_lr: float | None = None   # fine-tuning: lr of the classifier (null = lr)
     momentum: float = 0.9          # SGD momentum
     dampening: float = 0.1         # SGD dampening
@@ -244,12 +267,16 @@ class OptimConfig:
 
 @dataclass
 class DownstreamOptimConfig(OptimConfig):
-    """SPEC section 8: probe 100 epochs, batch 16, lr 0.05; fine-tune lr 0.02 backbone / 2.0 head; no scaling."""
+    """SPEC section 8, from SLidR's downstream configs (valeoai/SLidR): linear probe lr 0.05 on the classifier
+    (its README: lr=0.05, lr_head=null, freeze_layers=True), 100 epochs, batch 16 (semseg_nuscenes.yaml);
+    fine-tuning lr_head 2.0 and backbone lr 0.05 on SemanticKITTI (semseg_kitti.yaml, batch 10) but 0.02 on
+    nuScenes (semseg_nuscenes.yaml: give optim.lr=0.02); SGD momentum 0.9, dampening 0.1, weight decay 1e-4,
+    cosine schedule, in every one of them; lrs are for those batches on one GPU and are not scaled here."""
 
     lr: float = 0.05               # learning rate (of the backbone when fine-tuning)
     lr_reference_batch: int | None = None  # global batch the lr is given for (null: never scaled)
     head_lr: float | None = 2.0    # fine-tuning: lr of the classifier (null = lr)
-    dampening: float = 0.0         # SGD dampening
+    dampening: float = 0.1         # SGD dampening
     epochs: int = 100              # passes over the training frames
 
 
@@ -281,7 +308,8 @@ class TrainConfig:
 
 @dataclass
 class DownstreamTrainConfig(TrainConfig):
-    """Downstream defaults: the paper's batch of 16 frames."""
+    """Downstream defaults: the paper's batch of 16 frames (SLidR semseg_nuscenes.yaml batch_size 16, on one GPU;
+    its semseg_kitti.yaml uses 10)."""
 
     batch_size: int = 16           # frames per process and micro-step
     checkpoint_every: int = 500    # optimiser steps between checkpoints (one is also written at each epoch end)
@@ -348,6 +376,7 @@ class SynthOptions:
     seed: int = 0                  # random seed; the same seed gives the same files
     cameras: int | None = None     # cameras per frame: 1 (front) up to 6 (a ring); null = 1, or 6 for nuscenes
     layout: str = "semantickitti"  # semantickitti | nuscenes: the folder layout written
+    segments: bool = False  # also write each camera image's oracle segment map (segments_K/NNNNNN.png, uint16)
 
     RULES: ClassVar[dict[str, str]] = {"sequences": ">=1", "frames": ">=1", "cameras": "1|2|3|4|5|6",
                                        "layout": "semantickitti|nuscenes"}

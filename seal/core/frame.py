@@ -152,6 +152,8 @@ class DatasetFormat:
     label_map: str = ""                 # packaged label map it uses by default
     split_note: str = ""                # the validation split and few-shot rule it applies, one line
     robustness_baseline: str | None = None  # key of the packaged Robo3D baseline (seal.evaluation)
+    miou_convention: str = "absent-excluded"  # its benchmark's rule for a class absent from ground truth and
+    # predictions: absent-as-zero | absent-excluded | absent-as-one (seal.evaluation.metrics.MIOU_CONVENTIONS)
     cameras: bool = True                # whether frames carry camera images
     poses: bool = True                  # whether sequences carry ego poses
 

@@ -1,6 +1,7 @@
 """Configuration files, presets and overrides -> a validated schema instance; and the listing `seal config` prints.
 
-Every command builds its config the same way: schema defaults, then the YAML file or packaged preset, then
+Every command builds its config the same way: schema defaults, then the YAML file or packaged preset (and, for
+`seal pretrain`, a packaged objective: ``--objective ppkt`` layers ``configs/objective_ppkt.yaml``), then
 ``key=value`` overrides. Sections of a file that the command does not read are left out (a pretraining
 config gives `seal superpixels` its data/superpixels keys); unknown keys, ill-typed and out-of-range values
 are one-line errors that name the key.
@@ -20,6 +21,7 @@ from seal.core.errors import ConfigError
 
 T = TypeVar("T")
 PRESET_FOLDER = "configs"
+OBJECTIVE_FAMILY = "objective"  # configs/objective_NAME.yaml: loss weights (+ superpixels) of one objective
 
 
 def preset_names() -> dict[str, list[str]]:
@@ -43,9 +45,25 @@ def resolve_preset(value: str | Path | None, families: tuple[str, ...]) -> Path 
         candidate = resources.files("seal").joinpath(PRESET_FOLDER, f"{family}_{path}.yaml")
         if candidate.is_file():
             return Path(str(candidate))
-    known = ", ".join(f"{f}: {' '.join(n)}" for f, n in preset_names().items())
+    if str(value) in objective_names():
+        raise ConfigError(f"--config {value}: {value} is an objective, not a preset: use --objective {value} "
+                          "(with --config tiny|nuscenes|... for the rest)")
+    known = ", ".join(f"{f}: {' '.join(n)}" for f, n in preset_names().items() if f != OBJECTIVE_FAMILY)
     raise ConfigError(f"--config {value}: no such file, and no packaged preset of that name for this command "
                       f"(presets: {known})")
+
+
+def objective_names() -> list[str]:
+    """The packaged objectives (``--objective NAME``): ppkt, scalr, seal, slidr."""
+    return preset_names().get(OBJECTIVE_FAMILY, [])
+
+
+def resolve_objective(name: str) -> Path:
+    """``--objective NAME``: the packaged ``configs/objective_NAME.yaml``."""
+    candidate = resources.files("seal").joinpath(PRESET_FOLDER, f"{OBJECTIVE_FAMILY}_{name}.yaml")
+    if not candidate.is_file():
+        raise ConfigError(f"--objective {name}: no such objective (objectives: {', '.join(objective_names())})")
+    return Path(str(candidate))
 
 
 def _section_keys() -> set[str]:
@@ -54,24 +72,26 @@ def _section_keys() -> set[str]:
     return {f.name for schema in SCHEMAS for f in dataclasses.fields(schema)}
 
 
-def load_config(schema: type[T], path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> T:
-    """Schema defaults <- YAML file (sections this schema lacks dropped) <- ``key=value`` overrides, validated."""
+def load_config(schema: type[T], path: str | Path | list[str | Path] | None = None,
+                overrides: list[str] | tuple[str, ...] = ()) -> T:
+    """Schema defaults <- YAML file(s), in order (sections this schema lacks dropped) <- ``key=value`` overrides,
+    validated."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     base = OmegaConf.structured(schema)
     own = {f.name for f in dataclasses.fields(schema)}  # type: ignore[arg-type]
     layers: list[Any] = []
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {path} not found")
+    paths = [Path(p) for p in (path if isinstance(path, list) else [path] if path is not None else [])]
+    for file in paths:
+        if not file.is_file():
+            raise ConfigError(f"config file {file} not found")
         try:
-            loaded = OmegaConf.load(path)
+            loaded = OmegaConf.load(file)
         except Exception as err:  # yaml errors come in several types
-            raise ConfigError(f"config file {path} is not valid YAML: {err}".split("\n")[0]) from err
+            raise ConfigError(f"config file {file} is not valid YAML: {err}".split("\n")[0]) from err
         if loaded is not None and not OmegaConf.is_dict(loaded):
-            raise ConfigError(f"config file {path} must hold a mapping of sections (data:, voxel:, ...)")
+            raise ConfigError(f"config file {file} must hold a mapping of sections (data:, voxel:, ...)")
         known = _section_keys()
         for key in list(loaded or {}):
             if key not in own and key in known:
@@ -87,7 +107,7 @@ def load_config(schema: type[T], path: str | Path | None = None, overrides: list
         config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or getattr(err, "key", None)
-        where = f"{path}" if path else "command line"
+        where = " + ".join(str(file) for file in paths) if paths else "command line"
         message = err.msg if hasattr(err, "msg") else str(err)
         raise ConfigError(f"config key {key!r} ({where}): {message}".split("\n")[0].rstrip(".")
                           + ". `seal config COMMAND` lists the valid keys.") from None

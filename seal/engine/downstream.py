@@ -212,8 +212,8 @@ def _run(cfg: DownstreamSchema, mode: str, progress: bool, dist: DistInfo, resum
     if dist.is_main:
         write_results(cm, names, run_dir, "val")
         save_model(run_dir / "model.pt", model, info)
-        write_summary(run_dir, {**info, "train_frames": len(train_idx), "val_frames": len(val_idx), "miou": cm.miou(),
-                                "train_seconds": round(train_seconds, 1), "steps": result.steps,
+        write_summary(run_dir, {**info, "train_frames": len(train_idx), "val_frames": len(val_idx),
+                                **cm.miou_summary(), "train_seconds": round(train_seconds, 1), "steps": result.steps,
                                 "processes": dist.world, "sparse_engine": dist.engine, "loss_first": result.first,
                                 "val_frames_skipped_empty": len(empty),
                                 "loss_last": result.last})

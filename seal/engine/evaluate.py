@@ -12,7 +12,7 @@ from seal.core.config import VoxelConfig
 from seal.core.errors import ConfigError
 from seal.core.frame import Dataset
 from seal.core.labelmap import LabelMap
-from seal.evaluation.metrics import ConfusionMatrix
+from seal.evaluation.metrics import DEFAULT_CONVENTION, ConfusionMatrix
 from seal.models.segmentation import SegmentationModel, predict_frame
 from seal.samples.frames import voxel_sample
 
@@ -26,17 +26,23 @@ def train_to_raw(label_map: LabelMap) -> np.ndarray:
     return out
 
 
+def miou_convention(dataset: Dataset) -> str:
+    """The mIoU convention of the dataset's benchmark (its format's), or seal's default for in-memory data."""
+    return dataset.format.miou_convention if dataset.format is not None else DEFAULT_CONVENTION
+
+
 def evaluate_frames(model: SegmentationModel, dataset: Dataset, indices: list[int], voxel: VoxelConfig,
                     device: torch.device, corruption: tuple[str, str] | None = None, seed: int = 0,
                     predictions_dir: Path | None = None, progress: bool = True, desc: str = "evaluate",
                     empty: list[str] | None = None) -> ConfusionMatrix:
-    """One confusion matrix over ``indices`` at full point resolution. Frames without points (a dropped scan,
-    or all points removed by a corruption) are skipped, their ids appended to ``empty`` when it is given; their
-    prediction file, if asked for, is written empty so every frame still has one."""
+    """One confusion matrix over ``indices`` at full point resolution, its mIoU by the dataset format's
+    convention (`miou_convention`). Frames without points (a dropped scan, or all points removed by a
+    corruption) are skipped, their ids appended to ``empty`` when it is given; their prediction file, if asked
+    for, is written empty so every frame still has one."""
     from tqdm import tqdm
 
     model.eval()
-    cm = ConfusionMatrix(dataset.label_map.num_classes)
+    cm = ConfusionMatrix(dataset.label_map.num_classes, convention=miou_convention(dataset))
     to_raw = train_to_raw(dataset.label_map)
     for index in tqdm(indices, desc=desc, unit="frame", disable=not progress, dynamic_ncols=True, leave=False):
         frame = dataset[index]

@@ -1,4 +1,7 @@
-"""`seal pretrain`: Seal pretraining as a task of the one trainer (one process, or DDP through torchrun)."""
+"""`seal pretrain`: Seal pretraining as a task of the one trainer (one process, or DDP through torchrun).
+
+The objective is the weighted sum of `seal.losses.family` (Seal by default; PPKT, SLidR, ScaLR or any mix by the
+``loss.*`` weights, e.g. ``--objective ppkt``)."""
 
 from __future__ import annotations
 
@@ -18,7 +21,7 @@ from seal.engine.loading import make_loader
 from seal.engine.rundir import prepare_run_dir, write_summary
 from seal.engine.sampler import StepSchedule
 from seal.engine.trainer import Trainer, TrainResult, render_losses, stop_after_preemption
-from seal.losses.distill import seal_loss
+from seal.losses.family import TERMS, distillation_loss
 from seal.models.export import export_backbone
 from seal.models.student import SealStudent
 from seal.samples.pairs import PairSamples, collate_pairs
@@ -26,8 +29,6 @@ from seal.stages.cache import cache_root_for
 from seal.superpixels import build_superpixelizer
 from seal.superpixels.stage import run_superpixels, superpixel_cache
 from seal.superpoints.stage import run_superpoints, superpoint_cache
-
-TERMS = ("total", "vfm", "tmp", "p2s")
 
 
 def pair_samples(cfg: PretrainSchema, dataset, info: DistInfo | None = None, progress: bool = False
@@ -53,7 +54,8 @@ def pair_samples(cfg: PretrainSchema, dataset, info: DistInfo | None = None, pro
 
 
 class PretrainTask:
-    """Seal's objective: the student (3D backbone + heads) against the frozen 2D teacher, on frame pairs."""
+    """The distillation objective (Seal, PPKT, SLidR, ScaLR, by weights): the student (3D backbone + heads) against
+    the frozen 2D teacher, on frame pairs."""
 
     name = "pretrain"
     terms = TERMS
@@ -67,7 +69,7 @@ class PretrainTask:
         self.teacher.to(dist.device)
         if dist.device.type == "cuda":
             self.teacher.to(memory_format=torch.channels_last)
-        self.student = SealStudent(cfg.model, self.teacher.out_channels)
+        self.student = SealStudent(cfg.model, self.teacher.out_channels, scalr_head=cfg.loss.scalr > 0)
         self._loader = make_loader(samples, collate_pairs, cfg.train.num_workers, dist.device)
 
     def trainable(self) -> torch.nn.Module:
@@ -89,11 +91,12 @@ class PretrainTask:
         return self._loader(batches)
 
     def loss(self, model: torch.nn.Module, batch: PairBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Forward the frozen teacher (no grad) and the student; the three Seal terms and their weighted sum."""
+        """Forward the frozen teacher (no grad) and the student; every term of the family and their weighted sum."""
         teacher_maps = self.teacher(batch.images)
-        voxels, pixels = model(batch.coords, batch.feats, batch.batch_size, teacher_maps,
-                               (batch.images.shape[-2], batch.images.shape[-1]))
-        return seal_loss(voxels, pixels, batch, self.cfg.loss, generator)
+        voxels, pixels, scalr_voxels = model(batch.coords, batch.feats, batch.batch_size, teacher_maps,
+                                             (batch.images.shape[-2], batch.images.shape[-1]))
+        return distillation_loss(voxels, pixels, batch, self.cfg.loss, generator, scalr_voxels=scalr_voxels,
+                                 teacher_maps=teacher_maps)
 
     def points(self, batch: PairBatch) -> int:
         return batch.num_points

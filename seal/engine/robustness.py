@@ -15,9 +15,11 @@ from seal.core.schemas import EvaluateSchema
 from seal.core.settings import load_config
 from seal.data import open_configured
 from seal.engine.distributed import distributed_run
-from seal.engine.evaluate import evaluate_frames
+from seal.engine.evaluate import evaluate_frames, miou_convention
 from seal.evaluation.metrics import (
+    MIOU_CONVENTIONS,
     load_robustness_baseline,
+    other_convention,
     render_results,
     robustness_table,
     write_results,
@@ -27,7 +29,9 @@ from seal.samples.frames import split_indices
 
 
 def run_evaluate(cfg: EvaluateSchema, progress: bool = True) -> dict:
-    """Evaluate ``cfg.evaluate.checkpoint`` on ``cfg.data``; returns {"miou": ..., "robustness": rows or None}.
+    """Evaluate ``cfg.evaluate.checkpoint`` on ``cfg.data``; returns {"miou": ..., "miou_convention": ...,
+    "miou_absent_as_zero": ..., "miou_absent_excluded": ..., "miou_absent_as_one": ..., "robustness": rows or
+    None}, ``miou`` (and the robustness rows) by the dataset format's convention.
 
     The split comes from the checkpoint's run folder (its config.yaml) unless ``split.*`` keys are given."""
     opts = cfg.evaluate
@@ -59,19 +63,25 @@ def run_evaluate(cfg: EvaluateSchema, progress: bool = True) -> dict:
         write_results(cm, names, out, opts.split)
         if progress:
             render_results(cm, names, title=f"{checkpoint} on {dataset.root} ({opts.split}, {len(indices)} frames)")
-        result = {"miou": cm.miou(), "robustness": None}
+        result = {**cm.miou_summary(), "robustness": None}
         if opts.robustness or opts.robustness_root:
             baseline = Path(opts.baseline) if opts.baseline else None
             released = Path(opts.robustness_root).expanduser() if opts.robustness_root else None
             result["robustness"] = robustness(model, dataset, indices, voxel, dist.device, cm.miou(), baseline, out,
-                                              released=released, progress=progress)
+                                              released=released, progress=progress,
+                                              clean_other=cm.miou(other_convention(cm.convention)))
     print(f"results: {out}")
     return result
 
 
 def robustness(model, dataset, indices, voxel, device: torch.device, clean: float, baseline_path: Path | None,
-               out: Path, released: Path | None = None, progress: bool = True) -> list[dict]:
+               out: Path, released: Path | None = None, progress: bool = True,
+               clean_other: float | None = None) -> list[dict]:
     """mIoU under every corruption and severity, then CE / RR per corruption and mCE / mRR (Robo3D).
+
+    The returned rows (and ``rows`` of robustness.json) use the dataset format's mIoU convention, as ``clean``
+    must; ``rows_other`` of robustness.json holds the same by the other convention (its RR needs
+    ``clean_other``, the clean mIoU by that convention).
 
     The corruptions are applied on the fly to the ``indices`` frames, or, with ``released`` (the root of a Robo3D
     release: SemanticKITTI-C, nuScenes-C), read from its ``<corruption>/<severity>/`` folders through the dataset's
@@ -83,23 +93,31 @@ def robustness(model, dataset, indices, voxel, device: torch.device, clean: floa
         raise ConfigError(f"{dataset.root}: its format ({dataset.kind}) names no Robo3D baseline; give "
                           "evaluate.baseline=FILE.yaml")
     baseline = load_robustness_baseline(key or "", baseline_path)
-    results = {}
+    convention = miou_convention(dataset)
+    other = other_convention(convention)
+    results: dict[str, list[float]] = {}
+    results_other: dict[str, list[float]] = {}
     if released is None:
         for name in CORRUPTIONS:
-            results[name] = [evaluate_frames(model, dataset, indices, voxel, device, corruption=(name, severity),
-                                             desc=f"{name}:{severity}", progress=progress).miou()
-                             for severity in SEVERITIES]
+            cms = [evaluate_frames(model, dataset, indices, voxel, device, corruption=(name, severity),
+                                   desc=f"{name}:{severity}", progress=progress) for severity in SEVERITIES]
+            results[name] = [cm.miou(convention) for cm in cms]
+            results_other[name] = [cm.miou(other) for cm in cms]
     else:
         for name, folders in _released_folders(dataset, released).items():
-            scores = []
+            cms = []
             for folder in folders:
                 corrupted = dataset.format.open_released(dataset, folder)
-                scores.append(evaluate_frames(model, corrupted, list(range(len(corrupted))), voxel, device,
-                                              desc=f"{name}:{folder.name}", progress=progress).miou())
-            results[name] = scores
+                cms.append(evaluate_frames(model, corrupted, list(range(len(corrupted))), voxel, device,
+                                           desc=f"{name}:{folder.name}", progress=progress))
+            results[name] = [cm.miou(convention) for cm in cms]
+            results_other[name] = [cm.miou(other) for cm in cms]
     rows = robustness_table(results, clean, baseline)
-    write_text_atomic(out / "robustness.json", json.dumps({"baseline": baseline.source, "rows": rows}, indent=2))
-    render_robustness(rows, baseline.model)
+    rows_other = robustness_table(results_other, clean_other, baseline)
+    write_text_atomic(out / "robustness.json", json.dumps({
+        "baseline": baseline.source, "miou_convention": convention, "rows": rows, "other_convention": other,
+        "rows_other": rows_other}, indent=2))
+    render_robustness(rows, baseline.model, rows_other, convention)
     return rows
 
 
@@ -125,19 +143,31 @@ def _released_folders(dataset, released: Path) -> dict[str, list[Path]]:
     return out
 
 
-def render_robustness(rows: list[dict], baseline_name: str) -> None:
+def render_robustness(rows: list[dict], baseline_name: str, rows_other: list[dict] | None = None,
+                      convention: str | None = None, console=None) -> None:
+    """The robustness table by ``convention`` (the dataset's), each number followed in parentheses by the same
+    under the other convention when ``rows_other`` is given."""
     from rich.console import Console
     from rich.table import Table
 
     def fmt(v) -> str:
         return "-" if v is None else f"{v:.1f}"
 
+    def cell(i: int, key: str) -> str:
+        text = fmt(rows[i].get(key))
+        return text if rows_other is None else f"{text} ({fmt(rows_other[i].get(key))})"
+
+    console = console or Console()
     table = Table(title=f"robustness (mIoU %, CE against {baseline_name}, RR)", title_justify="left")
     for col in ("corruption", *SEVERITIES, "mean", "CE", "RR"):
         table.add_column(col, justify="left" if col == "corruption" else "right")
-    for row in rows:
-        table.add_row(row["corruption"], *(fmt(row[s]) for s in SEVERITIES), fmt(row["mean"]), fmt(row["ce"]),
-                      fmt(row["rr"]))
-    Console().print(table)
-    last = rows[-1]
-    Console().print(f"clean mIoU {fmt(last.get('clean'))}  mCE {fmt(last['ce'])}  mRR {fmt(last['rr'])}")
+    for i, row in enumerate(rows):
+        table.add_row(row["corruption"], *(cell(i, key) for key in (*SEVERITIES, "mean", "ce", "rr")))
+    console.print(table)
+    last = len(rows) - 1
+    console.print(f"clean mIoU {cell(last, 'clean')}  mCE {cell(last, 'ce')}  mRR {cell(last, 'rr')}")
+    if convention is not None:
+        note = f"mIoU: {MIOU_CONVENTIONS[convention]}"
+        if rows_other is not None:
+            note += f"; in parentheses: {MIOU_CONVENTIONS[other_convention(convention)]}"
+        console.print(note)

@@ -32,6 +32,11 @@ def default_run_dir(kind: str) -> Path:
     return Path("runs") / f"{kind}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def _csv_header(path: Path) -> list[str]:
+    with open(path, newline="") as handle:
+        return next(csv.reader(handle), [])
+
+
 class RunLogger:
     """Writes metrics to ``metrics.csv`` and TensorBoard (rank 0 only; other ranks get a no-op logger)."""
 
@@ -58,8 +63,9 @@ class RunLogger:
         row = {"step": step, **values}
         path = self.run_dir / "metrics.csv"
         if self._fields is None:
-            self._fields = list(row)
-            new = not path.exists()
+            new = not path.exists() or path.stat().st_size == 0
+            # a resumed run keeps the header it has (a run from before a loss term was added still reads right)
+            self._fields = list(row) if new else _csv_header(path) or list(row)
             self._csv = open(path, "a", newline="")  # noqa: SIM115 - kept open for the run
             self._writer = csv.DictWriter(self._csv, fieldnames=self._fields, extrasaction="ignore")
             if new:

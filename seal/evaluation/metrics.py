@@ -2,6 +2,10 @@
 
 Class ids are seal's train ids 1..C; ground-truth points labelled ``ignore_index`` (0) are skipped, so one
 matrix accumulated over a whole split at full point resolution gives the paper's metric (SPEC section 8).
+
+Official evaluators disagree about a class absent from both the ground truth and the predictions of the
+evaluated split (TP + FP + FN = 0); `MIOU_CONVENTIONS` names the rules, each dataset format says which one is
+its benchmark's (`DatasetFormat.miou_convention`), and every results file carries all of them.
 """
 
 from __future__ import annotations
@@ -30,20 +34,55 @@ def _as_numpy(x: Any) -> np.ndarray:
     return np.asarray(x).reshape(-1)
 
 
+MIOU_CONVENTIONS: dict[str, str] = {
+    # semantic-kitti-api, auxiliary/np_ioueval.py iouEval.getIoU: union = tp + fp + fn + 1e-15, mean over every
+    # class not in `ignore` (evaluate_semantics.py); an absent class scores 0 / 1e-15 = 0
+    "absent-as-zero": "a class absent from both ground truth and predictions counts as IoU 0 (semantic-kitti-api)",
+    # nuscenes-devkit, eval/lidarseg/utils.py ConfusionMatrix.get_per_class_iou (intersection / union, NaN where
+    # the union is 0) and get_mean_iou (np.nanmean)
+    "absent-excluded": "a class absent from both ground truth and predictions is left out of the mean "
+                       "(nuScenes devkit)",
+    # waymo-open-dataset, metrics/segmentation_metrics.cc SegmentationMetricsIOU::ComputeIOU: every IoU starts at
+    # 1.0 and is replaced only where the union is > 0 (SLidR's utils/metrics.py compute_IoU_from_cmatrix too)
+    "absent-as-one": "a class absent from both ground truth and predictions counts as IoU 1 (Waymo Open Dataset)",
+}
+DEFAULT_CONVENTION = "absent-excluded"  # a matrix built without a dataset format (the nuScenes devkit's rule)
+_ABSENT_IOU = {"absent-as-zero": 0.0, "absent-excluded": math.nan, "absent-as-one": 1.0}
+
+
+def check_convention(convention: str) -> str:
+    if convention not in MIOU_CONVENTIONS:
+        raise ValueError(f"unknown mIoU convention {convention!r}; choose {' | '.join(MIOU_CONVENTIONS)}")
+    return convention
+
+
+def other_convention(convention: str) -> str:
+    """The convention reported beside ``convention``: absent-excluded, or absent-as-zero beside absent-excluded."""
+    return "absent-as-zero" if check_convention(convention) == "absent-excluded" else "absent-excluded"
+
+
+def convention_key(convention: str) -> str:
+    """The results-file key of a convention's mIoU: ``miou_absent_as_zero``, ``miou_absent_excluded``, ..."""
+    return "miou_" + check_convention(convention).replace("-", "_")
+
+
 class ConfusionMatrix:
     """Accumulates a C x C matrix (rows = ground truth, columns = prediction) over train ids 1..C.
 
-    IoU rules: IoU_c = TP / (TP + FP + FN). A class absent from both prediction and ground truth (TP+FP+FN = 0)
-    has IoU NaN and is left out of the mean (it says nothing about the model). A class present in the ground
-    truth but never predicted has IoU 0; a class predicted but absent from the ground truth also has IoU 0
-    (false positives only) and counts in the mean.
+    IoU rules: IoU_c = TP / (TP + FP + FN). A class present in the ground truth but never predicted has IoU 0; a
+    class predicted but absent from the ground truth also has IoU 0 (false positives only); both count in the
+    mean. A class absent from both prediction and ground truth (TP+FP+FN = 0) follows ``convention`` (see
+    `MIOU_CONVENTIONS`): IoU 0 in the mean (absent-as-zero, SemanticKITTI), NaN and left out of the mean
+    (absent-excluded, nuScenes), or IoU 1 (absent-as-one, Waymo). A matrix without any non-ignored point has
+    mIoU NaN under every convention (there is nothing to score).
     """
 
-    def __init__(self, num_classes: int, ignore_index: int = 0) -> None:
+    def __init__(self, num_classes: int, ignore_index: int = 0, convention: str = DEFAULT_CONVENTION) -> None:
         if num_classes < 1:
             raise ValueError(f"num_classes must be >= 1, got {num_classes}")
         self.num_classes = int(num_classes)
         self.ignore_index = int(ignore_index)
+        self.convention = check_convention(convention)
         self.matrix = np.zeros((num_classes, num_classes), dtype=np.int64)
 
     def update(self, pred: Any, target: Any) -> ConfusionMatrix:
@@ -100,17 +139,34 @@ class ConfusionMatrix:
     def total(self) -> int:
         return int(self.matrix.sum())
 
-    def iou(self) -> np.ndarray:
-        """Per-class IoU in [0, 1], shape [C]; NaN for classes absent from both prediction and ground truth."""
+    @property
+    def absent(self) -> np.ndarray:
+        """Boolean mask [C] of the classes absent from both ground truth and predictions (TP + FP + FN = 0)."""
+        return (self.gt_counts + self.pred_counts) == 0
+
+    def iou(self, convention: str | None = None) -> np.ndarray:
+        """Per-class IoU in [0, 1], shape [C]; an absent class is NaN, 0 or 1 by ``convention`` (default: the
+        matrix's own)."""
+        fill = _ABSENT_IOU[check_convention(convention or self.convention)]
         tp = np.diag(self.matrix).astype(np.float64)
         denom = self.gt_counts + self.pred_counts - tp
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(denom > 0, tp / np.maximum(denom, 1), np.nan)
+        return np.where(denom > 0, tp / np.maximum(denom, 1), fill)
 
-    def miou(self) -> float:
-        """Mean IoU over classes whose IoU is defined; NaN if none is."""
-        iou = self.iou()
-        return float(np.nanmean(iou)) if np.isfinite(iou).any() else math.nan
+    def miou(self, convention: str | None = None) -> float:
+        """Mean IoU by ``convention`` (default: the matrix's own); NaN when no non-ignored point was counted."""
+        if self.total == 0:
+            return math.nan
+        return float(np.nanmean(self.iou(convention)))
+
+    def mious(self) -> dict[str, float]:
+        """{convention: mIoU} for every convention of `MIOU_CONVENTIONS`."""
+        return {c: self.miou(c) for c in MIOU_CONVENTIONS}
+
+    def miou_summary(self) -> dict[str, Any]:
+        """Run-summary keys (fractions): ``miou`` (this matrix's convention), ``miou_convention``, and
+        ``miou_absent_as_zero`` / ``miou_absent_excluded`` / ``miou_absent_as_one``."""
+        return {"miou": self.miou(), "miou_convention": self.convention,
+                **{convention_key(c): v for c, v in self.mious().items()}}
 
     def accuracy(self) -> float:
         """Overall point accuracy over non-ignored points; NaN if there are none."""
@@ -122,7 +178,9 @@ def _pct(x: float) -> float | None:
 
 
 def results_table(cm: ConfusionMatrix, class_names: Sequence[str]) -> list[dict]:
-    """One row per class (IoU and accuracy in %, None when undefined, point counts) and a final ``mean`` row."""
+    """One row per class (IoU and accuracy in %, None when undefined, point counts), then the mean rows: ``mean
+    (<other convention>)`` and last ``mean``, the mIoU by the matrix's own convention (the dataset's official
+    one). Class IoUs follow the matrix's convention (an absent class: None, 0 or 100)."""
     if len(class_names) != cm.num_classes:
         raise ValueError(f"{len(class_names)} class names for a {cm.num_classes}-class matrix")
     iou, gt, pred, tp = cm.iou(), cm.gt_counts, cm.pred_counts, np.diag(cm.matrix)
@@ -130,13 +188,29 @@ def results_table(cm: ConfusionMatrix, class_names: Sequence[str]) -> list[dict]
              "accuracy": _pct(tp[i] / gt[i]) if gt[i] else None,
              "gt_points": int(gt[i]), "pred_points": int(pred[i]), "tp": int(tp[i])}
             for i, name in enumerate(class_names)]
-    rows.append({"class": "mean", "train_id": None, "iou": _pct(cm.miou()), "accuracy": _pct(cm.accuracy()),
-                 "gt_points": cm.total, "pred_points": cm.total, "tp": int(tp.sum())})
+    other = other_convention(cm.convention)
+    for label, convention in ((f"mean ({other})", other), ("mean", cm.convention)):
+        rows.append({"class": label, "train_id": None, "iou": _pct(cm.miou(convention)),
+                     "accuracy": _pct(cm.accuracy()), "gt_points": cm.total, "pred_points": cm.total,
+                     "tp": int(tp.sum())})
     return rows
 
 
+def results_document(cm: ConfusionMatrix, class_names: Sequence[str]) -> dict[str, Any]:
+    """What ``<stem>.json`` holds: ``miou`` (%, the matrix's convention), ``miou_convention``, the mIoU of every
+    convention (``miou_absent_as_zero``, ``miou_absent_excluded``, ``miou_absent_as_one``), accuracy, the class
+    rows and the confusion matrix."""
+    rows = results_table(cm, class_names)
+    return {"miou": rows[-1]["iou"], "miou_convention": cm.convention,
+            "miou_other_convention": other_convention(cm.convention),
+            **{convention_key(c): _pct(v) for c, v in cm.mious().items()},
+            "accuracy": rows[-1]["accuracy"], "points": cm.total, "units": "percent",
+            "classes": [r for r in rows if r["train_id"] is not None], "confusion_matrix": cm.matrix.tolist()}
+
+
 def write_results(cm: ConfusionMatrix, class_names: Sequence[str], out_dir: str | Path, stem: str) -> tuple[Path, Path]:
-    """Write ``<stem>.csv`` and ``<stem>.json`` (atomically) under ``out_dir``; return both paths."""
+    """Write ``<stem>.csv`` (`results_table`) and ``<stem>.json`` (`results_document`) atomically under
+    ``out_dir``; return both paths."""
     rows = results_table(cm, class_names)
     out = Path(out_dir)
     buf = io.StringIO()
@@ -145,9 +219,7 @@ def write_results(cm: ConfusionMatrix, class_names: Sequence[str], out_dir: str 
     writer.writerows({k: ("" if v is None else v) for k, v in r.items()} for r in rows)
     csv_path, json_path = out / f"{stem}.csv", out / f"{stem}.json"
     write_text_atomic(csv_path, buf.getvalue())
-    doc = {"miou": rows[-1]["iou"], "accuracy": rows[-1]["accuracy"], "points": cm.total, "units": "percent",
-           "classes": rows[:-1], "confusion_matrix": cm.matrix.tolist()}
-    write_text_atomic(json_path, json.dumps(doc, indent=2) + "\n")
+    write_text_atomic(json_path, json.dumps(results_document(cm, class_names), indent=2) + "\n")
     return csv_path, json_path
 
 
@@ -157,18 +229,24 @@ def _fmt(x: float | None) -> str:
 
 def render_results(cm: ConfusionMatrix, class_names: Sequence[str], title: str = "Segmentation results",
                    console: Any = None) -> None:
-    """Print the per-class table with rich (IoU %, accuracy %, point counts)."""
+    """Print the per-class table with rich (IoU %, accuracy %, point counts), the mIoU by the matrix's
+    convention and, on the row above it, by the other one."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title)
+    other = other_convention(cm.convention)
+    table = Table(title=title, caption=f"mIoU: {MIOU_CONVENTIONS[cm.convention]}; the row above it: "
+                                       f"{MIOU_CONVENTIONS[other]}")
     for col in ("class", "IoU %", "acc %", "gt points", "pred points"):
         table.add_column(col, justify="left" if col == "class" else "right")
-    rows = results_table(cm, class_names)
-    for r in rows:
-        style = "bold" if r["class"] == "mean" else None
-        table.add_row(r["class"] if r["class"] != "mean" else "mIoU / overall", _fmt(r["iou"]),
-                      _fmt(r["accuracy"]), f"{r['gt_points']:,}", f"{r['pred_points']:,}", style=style)
+    for r in results_table(cm, class_names):
+        if r["train_id"] is None:
+            label = f"mIoU ({cm.convention}) / overall" if r["class"] == "mean" else f"mIoU ({other})"
+            table.add_row(label, _fmt(r["iou"]), _fmt(r["accuracy"]), f"{r['gt_points']:,}",
+                          f"{r['pred_points']:,}", style="bold" if r["class"] == "mean" else "dim")
+        else:
+            table.add_row(r["class"], _fmt(r["iou"]), _fmt(r["accuracy"]), f"{r['gt_points']:,}",
+                          f"{r['pred_points']:,}")
     (console or Console()).print(table)
 
 
@@ -260,11 +338,12 @@ def load_robustness_baseline(dataset: str = "nuscenes", path: str | Path | None 
                               clean=clean, miou=miou)
 
 
-def robustness_table(results: Mapping[str, Sequence[float]], clean_miou: float,
+def robustness_table(results: Mapping[str, Sequence[float]], clean_miou: float | None,
                      baseline: RobustnessBaseline | Mapping[str, Sequence[float]] | None = None) -> list[dict]:
     """Rows per corruption (mIoU light/moderate/heavy and their mean, CE, RR; all in %) and a final ``mean`` row
-    holding the mean mIoU, mCE and mRR. ``results`` maps corruption -> mIoU fractions per severity; the default
-    baseline is the packaged nuScenes-C MinkUNet-18 table."""
+    holding the mean mIoU, mCE and mRR. ``results`` maps corruption -> mIoU fractions per severity, all by one
+    mIoU convention (the dataset's official one for numbers comparable to its baseline); the default baseline
+    is the packaged nuScenes-C MinkUNet-18 table. Without ``clean_miou`` the RR columns are None."""
     if baseline is None:
         baseline = load_robustness_baseline("nuscenes")
     base = baseline.miou if isinstance(baseline, RobustnessBaseline) else baseline
@@ -274,18 +353,20 @@ def robustness_table(results: Mapping[str, Sequence[float]], clean_miou: float,
     for c in order:
         vals = _check_fractions(results[c], c)
         ce = corruption_error(vals, base[c]) if c in base else None
+        rr = resilience_rate(vals, clean_miou) if clean_miou is not None else None
         means.append(float(vals.mean()))
-        rrs.append(resilience_rate(vals, clean_miou))
+        if rr is not None:
+            rrs.append(rr)
         if ce is not None:
             ces.append(ce)
         row: dict[str, Any] = {"corruption": c}
         for s, name in enumerate(SEVERITIES):
             row[name] = _pct(vals[s]) if len(vals) == len(SEVERITIES) else None
-        row.update(mean=_pct(means[-1]), ce=None if ce is None else _pct(ce), rr=_pct(rrs[-1]))
+        row.update(mean=_pct(means[-1]), ce=None if ce is None else _pct(ce), rr=None if rr is None else _pct(rr))
         rows.append(row)
     rows.append({"corruption": "mean", **dict.fromkeys(SEVERITIES),
                  "mean": _pct(float(np.mean(means))) if means else None,
                  "ce": _pct(float(np.mean(ces))) if ces and len(ces) == len(order) else None,
                  "rr": _pct(float(np.mean(rrs))) if rrs else None,
-                 "clean": _pct(clean_miou), "corruptions": len(order)})
+                 "clean": None if clean_miou is None else _pct(clean_miou), "corruptions": len(order)})
     return rows

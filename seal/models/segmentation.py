@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +50,23 @@ class SegmentationModel(nn.Module):
 
 def build_model(pretrained: str | None, backbone_cfg: BackboneConfig, num_classes: int
                 ) -> tuple[SegmentationModel, dict[str, Any]]:
-    """A model from a `seal pretrain` export (its own backbone shape) or randomly initialised."""
+    """A model from a `seal pretrain` export (its own backbone shape) or randomly initialised. BatchNorm
+    momentum is a training setting, not part of the shape: a pretrained backbone takes ``backbone_cfg``'s
+    (SLidR pretrains with 0.05 and fine-tunes with 0.02)."""
     if pretrained:
         backbone, meta = load_backbone(pretrained)
         meta = {k: v for k, v in meta.items() if k in ("voxel", "backbone_config")}
+        _set_bn_momentum(backbone, backbone_cfg.bn_momentum)
     else:
         backbone, meta = MinkUNet(backbone_cfg), {"backbone_config": asdict(backbone_cfg)}
     return SegmentationModel(backbone, num_classes), meta
+
+
+def _set_bn_momentum(backbone: MinkUNet, momentum: float) -> None:
+    for module in backbone.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = momentum
+    backbone.config = replace(backbone.config, bn_momentum=momentum)
 
 
 def save_model(path: Path, model: SegmentationModel, info: dict[str, Any]) -> Path:

@@ -1,4 +1,5 @@
-"""The trainable part of Seal pretraining: the 3D backbone F with its head H_p, and the 2D head H_i."""
+"""The trainable part of Seal pretraining: the 3D backbone F with its head H_p, the 2D head H_i, and - for ScaLR
+only - a 3D head to the teacher's width."""
 
 from __future__ import annotations
 
@@ -12,17 +13,26 @@ from seal.models.teachers import ImageHead
 
 
 class SealStudent(nn.Module):
-    """Everything that trains. The frozen image backbone is not part of it, so DDP never sees the teacher."""
+    """Everything that trains. The frozen image backbone is not part of it, so DDP never sees the teacher.
 
-    def __init__(self, cfg: ModelConfig, teacher_channels: int) -> None:
+    ``scalr_head`` adds ``head_scalr``: a linear layer from the backbone width to the teacher's width, then L2
+    normalisation, whose output regresses the teacher's features (L_scalr). Only runs with ``loss.scalr > 0`` have
+    it, so the state dicts of the other objectives keep their layout.
+    """
+
+    def __init__(self, cfg: ModelConfig, teacher_channels: int, scalr_head: bool = False) -> None:
         super().__init__()
         self.backbone = MinkUNet(cfg.backbone)
         self.head3d = ProjectionHead(self.backbone.out_channels, cfg.proj_dim)
         self.head2d = ImageHead(teacher_channels, cfg.proj_dim)
+        self.head_scalr = ProjectionHead(self.backbone.out_channels, teacher_channels) if scalr_head else None
 
     def forward(self, coords: torch.Tensor, feats: torch.Tensor, batch_size: int, teacher_maps: torch.Tensor,
-                image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(voxel embeddings [M, D], pixel embeddings [I*H*W, D]), both L2-normalised."""
-        voxels = self.head3d(self.backbone(sparse_tensor(feats, coords, batch_size)))
+                image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(voxel embeddings [M, D], pixel embeddings [I*H*W, D], ScaLR voxel embeddings [M, C] or None without
+        the ScaLR head), all L2-normalised."""
+        features = self.backbone(sparse_tensor(feats, coords, batch_size))
+        voxels = self.head3d(features)
+        scalr = self.head_scalr(features) if self.head_scalr is not None else None
         pixels = self.head2d(teacher_maps, image_size)
-        return voxels, pixels.permute(0, 2, 3, 1).reshape(-1, pixels.shape[1])
+        return voxels, pixels.permute(0, 2, 3, 1).reshape(-1, pixels.shape[1]), scalr

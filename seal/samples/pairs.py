@@ -149,17 +149,20 @@ def collate_pairs(samples: list[dict]) -> PairBatch:
         seg_n.append(np.where(n >= 0, n + seg_offset, -1))
         seg_offset += int(max(a.max(initial=-1), n.max(initial=-1))) + 1
     # superpixels: per image, id k > 0 -> offset + k - 1; 0 (no segment) -> -1; offset grows by the image's max
-    images, pixel_ids, pair_voxel, pair_sp = [], [], [], []
+    images, pixel_ids, pair_voxel, pair_sp, pair_pixel = [], [], [], [], []
     sp_offset = image_offset = 0
     for b, s in enumerate(samples):
         for i in range(s["images"].shape[0]):
             m = s["superpixels"][i]
+            height, width = m.shape
             images.append(s["images"][i])
             pixel_ids.append(np.where(m > 0, m - 1 + sp_offset, -1).ravel())
             sel = s["pair_image"] == i
             ids = m[s["pair_row"][sel], s["pair_col"][sel]]
             pair_sp.append(np.where(ids > 0, ids - 1 + sp_offset, -1))
             pair_voxel.append(s["pair_voxel"][sel] + offsets[("t", b)])
+            pair_pixel.append((image_offset + i) * height * width + s["pair_row"][sel].astype(np.int64) * width
+                              + s["pair_col"][sel])
             sp_offset += int(m.max())
         image_offset += s["images"].shape[0]
     return PairBatch(
@@ -169,4 +172,5 @@ def collate_pairs(samples: list[dict]) -> PairBatch:
         images=torch.from_numpy(np.stack(images)), pixel_superpixel=torch.from_numpy(np.concatenate(pixel_ids)),
         pair_voxel=torch.from_numpy(np.concatenate(pair_voxel)),
         pair_superpixel=torch.from_numpy(np.concatenate(pair_sp)),
+        pair_pixel=torch.from_numpy(np.concatenate(pair_pixel).astype(np.int64)),
         num_points=int(sum(s["inverse_t"].shape[0] + s["inverse_n"].shape[0] for s in samples)))

@@ -37,6 +37,10 @@ def build_superpixelizer(cfg: SuperpixelConfig) -> Superpixelizer:
         if not cfg.precomputed.folder:
             raise ConfigError("superpixels.method=precomputed needs superpixels.precomputed.folder=FOLDER")
         return PrecomputedSuperpixels(**asdict(cfg.precomputed))
+    if cfg.method == "oracle":
+        from seal.superpixels.oracle import OracleSuperpixels
+
+        return OracleSuperpixels(**asdict(cfg.oracle))
     raise ConfigError(f"superpixels.method={cfg.method!r} is unknown: choose one of {', '.join(METHODS)}")
 
 

@@ -38,6 +38,12 @@ class Superpixelizer(ABC):
         need it, such as precomputed maps.
         """
 
+    def check(self, context: dict[str, Any]) -> None:
+        """Raise a SealError naming the file when this method's own inputs for the image ``context`` describes
+        are absent. The stage calls it once, on the first image, when a method overrides it: inputs missing
+        altogether (maps never generated) then stop the run with one line instead of one failure per image."""
+        return None  # most methods need nothing but the image
+
     def __call__(self, image: np.ndarray, context: dict[str, Any] | None = None) -> np.ndarray:
         raw = self.segment(image, context)
         if raw.shape != image.shape[:2]:

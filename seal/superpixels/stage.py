@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from seal.core.frame import Dataset, Frame
+from seal.core.frame import Camera, Dataset, Frame
 from seal.stages.cache import StageCache
 from seal.stages.runner import StageReport, Task, intact_png, run_items
 from seal.superpixels.base import Superpixelizer, load_segments, save_segments
@@ -28,6 +29,12 @@ def load_frame_superpixels(cache: StageCache, frame: Frame) -> list[np.ndarray]:
     return [load_segments(superpixel_path(cache, frame.id, c.name)) for c in frame.cameras]
 
 
+def image_context(frame: Frame, camera: Camera) -> dict[str, Any]:
+    """What a method learns about the image it segments (precomputed and oracle maps are found from it)."""
+    return {"frame_id": frame.id, "camera": camera.name, "image_path": camera.image_path,
+            "sequence": frame.sequence, "frame_name": frame.id.split("/")[-1]}
+
+
 def _frame_task(dataset: Dataset, index: int, name: str, cameras: list[str], cache: StageCache,
                 method: Superpixelizer) -> Task:
     outputs = [superpixel_path(cache, name, c) for c in cameras]
@@ -39,9 +46,7 @@ def _frame_task(dataset: Dataset, index: int, name: str, cameras: list[str], cac
             target = superpixel_path(cache, frame.id, camera.name)
             if target.exists():
                 continue
-            context = {"frame_id": frame.id, "camera": camera.name, "image_path": camera.image_path,
-                       "sequence": frame.sequence, "frame_name": frame.id.split("/")[-1]}
-            segments = method(camera.image, context)
+            segments = method(camera.image, image_context(frame, camera))
             save_segments(target, segments)
             counts.append(int(segments.max()))
         return counts
@@ -53,13 +58,17 @@ def run_superpixels(dataset: Dataset, method: Superpixelizer, cache_root: Path, 
                     fail_fast: bool = False, progress: bool = True) -> StageReport:
     """Compute the missing maps of this shard's frames; finished maps are skipped, failures reported."""
     cache = superpixel_cache(cache_root, method)
-    cache.prepare()
-    tasks, index = [], 0
+    tasks, index, first = [], 0, None
     for seq in dataset.sequences:
         for local in range(len(seq)):
             name = seq.frame_id(local)
             cameras = seq.cameras_of(local)
             if cameras:
                 tasks.append(_frame_task(dataset, index + local, name, cameras, cache, method))
+                first = index + local if first is None else first
         index += len(seq)
+    if first is not None and type(method).check is not Superpixelizer.check:
+        frame = dataset[first]
+        method.check(image_context(frame, frame.cameras[0]))
+    cache.prepare()
     return run_items(STAGE, cache.folder, tasks, shard=shard, fail_fast=fail_fast, progress=progress)

@@ -7,6 +7,8 @@ Two layouts: nuScenes (``layout="nuscenes"``, tables + samples/sweeps/lidarseg, 
     ROOT/sequences/NN/velodyne/NNNNNN.bin    float32 x y z intensity, LiDAR frame
     ROOT/sequences/NN/labels/NNNNNN.label    uint32: semantic id | instance id << 16
     ROOT/sequences/NN/image_2/NNNNNN.png     front camera (image_3.. = the other ring cameras)
+    ROOT/sequences/NN/segments_2/NNNNNN.png  with ``segments=True``: the oracle segments of image_2 (16-bit PNG,
+                                             see `seal.synth.segments`; segments_3.. for the other cameras)
     ROOT/sequences/NN/calib.txt              P0..P{k+1} (3x4), Tr (3x4, LiDAR -> cam0)
     ROOT/sequences/NN/poses.txt              cam0 pose at frame t in cam0 of frame 0 (3x4 per line)
     ROOT/sequences/NN/times.txt              seconds
@@ -31,6 +33,8 @@ from seal.synth import materials as M
 from seal.synth.camera import CameraSpec, camera_rig, projection_matrices, render_camera
 from seal.synth.lidar import LidarSpec, scan
 from seal.synth.scene import Scene, build_scene
+from seal.synth.segments import FORMAT as SEGMENTS_FORMAT
+from seal.synth.segments import oracle_segments
 
 SYNTH_VERSION = 1
 FRAME_PERIOD = 0.1  # seconds between frames (10 Hz)
@@ -104,12 +108,13 @@ class SequenceGenerator:
                           [t * FRAME_PERIOD for t in range(self.frames)])
 
 
-def _check_target(root: Path, meta: dict) -> None:
-    """Refuse to write into a folder that holds anything but this very dataset (same generator + params)."""
+def _check_target(root: Path, meta: dict) -> dict | None:
+    """Refuse to write into a folder that holds anything but this very dataset (same generator + params); return
+    the metadata already there (None for a new or empty folder)."""
     if root.exists() and not root.is_dir():
         raise SealError(f"{root} exists and is not a folder; choose another --out")
     if not root.exists() or not any(root.iterdir()):
-        return
+        return None
     meta_file = root / META_NAME
     if not meta_file.is_file():
         raise SealError(
@@ -133,6 +138,7 @@ def _check_target(root: Path, meta: dict) -> None:
             f"{root} already holds a different synthetic dataset ({what}); "
             "choose another --out or delete that folder"
         )
+    return old
 
 
 def _validate(sequences: int, frames: int, cameras: int, image_width: int, beams: int, steps: int) -> None:
@@ -160,16 +166,23 @@ def generate_dataset(
     azimuth_steps: int = 1440,
     progress: bool = True,
     layout: str = "semantickitti",
+    segments: bool = False,
 ) -> Path:
     """Generate ``sequences`` x ``frames`` synthetic frames under ``out`` and return the dataset root.
 
     ``layout`` is ``"semantickitti"`` or ``"nuscenes"``; both hold the same scenes, poses and labels for the same
     seed. ``cameras`` defaults to 1 (SemanticKITTI) or 6 (nuScenes, the six real camera channels).
+    ``segments`` also writes each camera image's oracle segment map (``segments_K/NNNNNN.png``, see
+    `seal.synth.segments`; SemanticKITTI layout only); the other files are the same with or without it.
     Deterministic: the same arguments give byte-identical files. Re-running into a folder that already holds
-    the same dataset completes it (frames already on disk are skipped); any other non-empty folder is refused.
+    the same dataset completes it (frames already on disk are skipped; with ``segments``, missing maps are
+    added); any other non-empty folder is refused.
     """
     if layout not in LAYOUTS:
         raise SealError(f"layout must be one of {', '.join(LAYOUTS)}, got {layout!r}")
+    if segments and layout != "semantickitti":
+        raise SealError(f"synth.segments: oracle segment maps are written in the SemanticKITTI layout only, not "
+                        f"{layout!r} (use --layout semantickitti)")
     if cameras is None:
         cameras = 6 if layout == "nuscenes" else 1
     _validate(sequences, frames, cameras, image_width, beams, azimuth_steps)
@@ -198,7 +211,9 @@ def generate_dataset(
         from seal.synth import nuscenes_writer as NW
 
         meta.update(NW.describe(rig))
-    _check_target(root, meta)
+    old = _check_target(root, meta)
+    if segments or (old or {}).get("segments"):
+        meta["segments"] = SEGMENTS_FORMAT  # only then: without segments the file is what it always was
     root.mkdir(parents=True, exist_ok=True)
     write_text_atomic(root / META_NAME, json.dumps(meta, indent=2, sort_keys=True) + "\n")
     bar = _progress_bar(sequences * frames, progress)
@@ -209,14 +224,15 @@ def generate_dataset(
             NW.write_nuscenes(root, gens, FRAME_PERIOD, bar)
         else:
             for seq in range(sequences):
-                _write_sequence(root / "sequences" / f"{seq:02d}", seed, seq, frames, params, bar)
+                _write_sequence(root / "sequences" / f"{seq:02d}", seed, seq, frames, params, bar, segments)
     finally:
         if bar is not None:
             bar.close()
     return root
 
 
-def _write_sequence(seq_dir: Path, seed: int, seq: int, frames: int, params: dict, bar: object) -> None:
+def _write_sequence(seq_dir: Path, seed: int, seq: int, frames: int, params: dict, bar: object,
+                    segments: bool = False) -> None:
     gen = SequenceGenerator(
         seed, seq, frames, params["cameras"], params["image_width"], params["beams"], params["azimuth_steps"]
     )
@@ -224,9 +240,11 @@ def _write_sequence(seq_dir: Path, seed: int, seq: int, frames: int, params: dic
     gen.write_meta(writer)
     for t in range(frames):
         stem = f"{t:06d}"
-        if not all(p.is_file() for p in writer.scan_paths(stem, len(gen.rig))):
-            data = gen.frame(t)
-            writer.write_scan(stem, data.points, data.labels, images=data.images)
+        paths = writer.scan_paths(stem, len(gen.rig)) + (writer.segment_paths(stem, len(gen.rig)) if segments else [])
+        if not all(p.is_file() for p in paths):
+            data = gen.frame(t, return_ids=segments)
+            maps = [oracle_segments(labels) for labels, _ in data.ids]
+            writer.write_scan(stem, data.points, data.labels, images=data.images, segments=maps)
         if bar is not None:
             bar.update(1)
 

@@ -20,6 +20,7 @@ class SemanticKittiFormat(SequenceSplitFormat):
     detection = "sequences/NN/velodyne/ (after every family member that has a marker of its own)"
     label_map = "semantickitti"
     split_note = "val 08; few-shot: packaged frame lists (every k-th of the 19,130 training frames)"
+    miou_convention = "absent-as-zero"  # semantic-kitti-api evaluate_semantics.py: np_ioueval.iouEval.getIoU
     robustness_baseline = "semantickitti"
     lists = "semantickitti"  # the packaged few-shot lists this format uses
 
@@ -54,6 +55,7 @@ class ScribbleKittiFormat(SemanticKittiFormat):
     detection = "a sequences/NN/scribbles/ folder"
     label_map = "scribblekitti"
     split_note = "as SemanticKITTI (its frame lists): train on scribbles, validate on 08's dense labels"
+    miou_convention = "absent-as-zero"  # validated on SemanticKITTI's 08 with its dense labels: its evaluator
     robustness_baseline = None
 
     def detect(self, root: Path) -> bool:
@@ -76,6 +78,8 @@ class SemanticPossFormat(SequenceSplitFormat):
     detection = "--kind semanticposs only (its layout is SemanticKITTI's)"
     label_map = "semanticposs"
     split_note = "train 00 01 02 04 05, val 03 (as CoSMix); few-shot: every k-th training frame"
+    # SemanticKITTI layout and label scheme, so its rule (SemanticPOSS's own evaluator unverified here)
+    miou_convention = "absent-as-zero"
     cameras = poses = False
     train_sequences, val_sequences = ("00", "01", "02", "04", "05"), ("03",)
 
@@ -96,6 +100,7 @@ class SemanticStfFormat(SequenceSplitFormat):
     detection = "a train/, val/ or test/ folder with velodyne/"
     label_map = "semanticstf"
     split_note = "train / val folders; few-shot: every k-th frame of train/"
+    miou_convention = "absent-as-zero"  # SemanticKITTI-style labels, so its rule (its own evaluator unverified here)
     cameras = poses = False
     train_sequences, val_sequences = ("train",), ("val",)
 
@@ -118,6 +123,7 @@ class SynLidarFormat(SequenceSplitFormat):
     detection = "annotations.yaml next to NN/velodyne/ (re-organised into sequences/: --kind synlidar)"
     label_map = "synlidar"
     split_note = "val 00 04 07, train the rest (as GIPSO; SynLiDAR defines none); few-shot: every k-th frame"
+    miou_convention = "absent-as-zero"  # no official evaluator; SemanticKITTI layout, so its rule
     cameras = poses = False
     train_sequences = ("01", "02", "03", "05", "06", "08", "09", "10", "11", "12")
     val_sequences = ("00", "04", "07")
@@ -141,6 +147,7 @@ class Rellis3dFormat(SequenceSplitFormat):
     detection = "NNNNN/os1_cloud_node_kitti_bin/ (or Rellis-3D/NNNNN/...)"
     label_map = "rellis3d"
     split_note = "pt_train.lst / pt_val.lst (sequences SEQ-train / SEQ-val); few-shot: every k-th listed frame"
+    miou_convention = "absent-as-zero"  # SemanticKITTI-format labels; benchmarked with KITTI codebases (unverified)
     cameras = False
 
     def detect(self, root: Path) -> bool:
@@ -167,6 +174,7 @@ class Daps3dFormat(SequenceSplitFormat):
     detection = "data/NN/clouds/ (or NN/clouds/)"
     label_map = "daps3d"
     split_note = "train 00-07 09 10, val 08 (the DAPS3D repository's navigation.yml); few-shot: every k-th frame"
+    miou_convention = "absent-as-zero"  # SemanticKITTI-style release; its evaluator unverified here
     cameras = poses = False
     train_sequences = ("00", "01", "02", "03", "04", "05", "06", "07", "09", "10")
     val_sequences = ("08",)
@@ -190,6 +198,7 @@ class Synth4dFormat(SequenceSplitFormat):
     detection = "<Town>/velodyne/*.npy (under kitti_synth/ or nuscenes_synth/)"
     label_map = "synth4d"
     split_note = "none packaged (its splits ship as pickles, not read): name split.train/val_sequences (towns)"
+    miou_convention = "absent-as-zero"  # no official evaluator; SemanticKITTI-style labels, so its rule
     cameras = poses = False
     options = ("label_map", "version")
 
@@ -212,6 +221,7 @@ class KittiObjectFormat(SequenceSplitFormat):
     detection = "velodyne/ + calib/, or NNNNNN.bin + NNNNNN_calib.txt"
     label_map = "semantickitti"
     split_note = "none (single unlabelled frames)"
+    miou_convention = "absent-as-zero"  # no labels; the SemanticKITTI label map, so its rule
     poses = False
     options = ()
 
@@ -234,6 +244,7 @@ class SemanticKittiCFormat(SequenceSplitFormat):
     detection = "<corruption>/<severity>/velodyne/ with Robo3D corruption names"
     label_map = "semantickitti"
     split_note = "evaluation only (all frames of each corruption/severity)"
+    miou_convention = "absent-as-zero"  # SemanticKITTI's rule (how Robo3D scored it: unverified here)
     robustness_baseline = "semantickitti"
     cameras = poses = False
 

@@ -20,6 +20,7 @@ class NuScenesFormat(SequenceSplitFormat):
     detection = "v1.0-*/sample_data.json"
     label_map = "nuscenes"
     split_note = "val: the devkit's 150 scenes; few-shot: packaged scene lists (every k-th training scene)"
+    miou_convention = "absent-excluded"  # nuscenes-devkit eval/lidarseg: ConfusionMatrix.get_mean_iou (np.nanmean)
     robustness_baseline = "nuscenes"
     options = ("version", "sweeps")
 
@@ -59,6 +60,7 @@ class NuScenesCFormat(NuScenesFormat):
              "(evaluate.robustness_root with the clean nuScenes as DATA, or v1.0-trainval/ linked into the root)")
     detection = "<corruption>/<severity>/samples/LIDAR_TOP/ with Robo3D corruption names"
     split_note = "evaluation only (all keyframes of each corruption/severity)"
+    miou_convention = "absent-excluded"  # nuScenes' lidarseg classes and devkit rule
     cameras = False
     options = ("version", "nuscenes_root")
 
@@ -85,6 +87,8 @@ class WaymoFormat(SequenceSplitFormat):
     detection = "lidar/*.parquet (or training|validation|testing/lidar/*.parquet)"
     label_map = "waymo"
     split_note = "training/ vs validation/ segments; few-shot: every k-th labelled training frame"
+    # waymo-open-dataset metrics/segmentation_metrics.cc SegmentationMetricsIOU::ComputeIOU
+    miou_convention = "absent-as-one"
     options = ("label_map", "sweeps")
 
     def detect(self, root: Path) -> bool:
