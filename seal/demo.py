@@ -1,7 +1,8 @@
 """`seal demo`: the whole pipeline on built-in synthetic sequences, on a CPU, in minutes.
 
 generate -> SLIC superpixels -> superpoints -> pretrain (full Seal, and L_vfm only) -> linear probe (also from
-random initialisation) -> evaluate, on several seeds; then a comparison table and pictures.
+random initialisation) -> evaluate, on several seeds; then a comparison table and pictures. With ``--ablation``
+the same protocol runs the distillation family and Seal's ablations (`ABLATION`) and draws a bar chart.
 """
 
 from __future__ import annotations
@@ -19,10 +20,22 @@ from seal.core.schemas import DownstreamSchema, PretrainSchema
 from seal.core.settings import load_config
 from seal.evaluation.metrics import DEFAULT_CONVENTION, MIOU_CONVENTIONS, convention_key, other_convention
 
-SETTINGS = {  # name -> pretraining loss weights (None = no pretraining)
+SEAL = "Seal (L_vfm + L_tmp + L_p2s)"
+SETTINGS: dict[str, list[str] | None] = {  # name -> pretraining overrides of the tiny preset (None = no pretraining)
     "random init": None,
-    "L_vfm only": {"vfm": 1.0, "tmp": 0.0, "p2s": 0.0},
-    "Seal (L_vfm + L_tmp + L_p2s)": {"vfm": 1.0, "tmp": 1.0, "p2s": 1.0},
+    "L_vfm only": ["loss.tmp=0", "loss.p2s=0"],
+    SEAL: [],
+}
+ONLY = ["loss.vfm=0", "loss.tmp=0", "loss.p2s=0"]  # switch Seal's terms off, then one objective on
+ABLATION: dict[str, list[str] | None] = {
+    "random init": None,
+    "PPKT (point-pixel InfoNCE)": [*ONLY, "loss.ppkt=1"],
+    "SLidR (L_vfm, SLIC)": ["loss.tmp=0", "loss.p2s=0"],
+    "ScaLR (feature regression)": [*ONLY, "loss.scalr=1"],
+    "Seal, SLIC segments": [],
+    "Seal, oracle segments": ["superpixels.method=oracle"],
+    "Seal without L_tmp": ["loss.tmp=0"],
+    "Seal without L_p2s": ["loss.p2s=0"],
 }
 
 
@@ -46,34 +59,40 @@ def _preset(name: str) -> Path:
     return Path(str(resources.files("seal") / "configs" / name))
 
 
-def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True) -> dict:
-    """Run the demo into ``out``; returns the results (also written to ``out/demo_results.json``)."""
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
+
+
+def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True, ablation: bool = False) -> dict:
+    """Run the demo (or, with ``ablation``, the ablation table) into ``out``; returns the results (also written
+    to ``out/demo_results.json`` / ``out/ablation_results.json``)."""
     from seal.engine.downstream import run_downstream
     from seal.engine.pretrain import pretrain
     from seal.synth import generate_dataset
 
     plan = plan or DemoPlan()
+    settings = ABLATION if ablation else SETTINGS
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
+    needs_oracle = any("superpixels.method=oracle" in (o or []) for o in settings.values())
     data = generate_dataset(out / "data", sequences=plan.sequences, frames=plan.frames, seed=plan.data_seed,
-                            cameras=1, progress=progress)
+                            cameras=1, progress=progress, segments=needs_oracle)
     names = [f"{i:02d}" for i in range(plan.sequences)]
     train, val = names[:-1], names[-1:]
     seq_list = "[" + ",".join(f'"{n}"' for n in train) + "]"
     val_list = "[" + ",".join(f'"{n}"' for n in val) + "]"
-    results: dict[str, dict[int, dict]] = {name: {} for name in SETTINGS}
-    runs: dict[str, dict[int, Path]] = {name: {} for name in SETTINGS}
+    results: dict[str, dict[int, dict]] = {name: {} for name in settings}
+    runs: dict[str, dict[int, Path]] = {name: {} for name in settings}
+    seconds = dict.fromkeys(settings, 0.0)
     for seed in plan.seeds:
-        for setting, weights in SETTINGS.items():
-            backbone = None
-            if weights is not None:
-                tag = "seal" if weights["tmp"] else "vfm"
+        for setting, overrides in settings.items():
+            began, backbone, tag = time.perf_counter(), None, _slug(setting)
+            if overrides is not None:
                 cfg = load_config(PretrainSchema, _preset("pretrain_tiny.yaml"), [
                     f"data.path={data}", f"data.sequences={seq_list}", f"train.seed={seed}",
                     f"optim.epochs={plan.pretrain_epochs}", f"train.run_dir={out / 'runs' / f'pretrain-{tag}-s{seed}'}",
-                    *(f"loss.{k}={v}" for k, v in weights.items())])
+                    *overrides])
                 backbone = pretrain(cfg) / "backbone.pt"
-            tag = {"random init": "random", "L_vfm only": "vfm"}.get(setting, "seal")
             cfg = load_config(DownstreamSchema, _preset("downstream_tiny.yaml"), [
                 f"data.path={data}", f"split.train_sequences={seq_list}", f"split.val_sequences={val_list}",
                 f"train.seed={seed}", f"optim.epochs={plan.probe_epochs}",
@@ -82,13 +101,38 @@ def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True) -> 
             run = run_downstream(cfg, "probe", progress=progress)
             results[setting][seed] = json.loads((run / "summary.json").read_text())  # miou + the conventions
             runs[setting][seed] = run
+            seconds[setting] += time.perf_counter() - began
     summary = _summarise(results, plan, time.perf_counter() - start)
-    pictures = _pictures(out, data, runs, val[0])
+    for row in summary["rows"]:
+        row["seconds"] = round(seconds[row["setting"]], 1)
+    summary["ablation"] = ablation
+    stem = "ablation" if ablation else "demo"
+    pictures = [_bar_chart(summary, out / "ablation.png")] if ablation else _pictures(out, data, runs, val[0])
     summary["pictures"] = [str(p) for p in pictures]
-    write_text_atomic(out / "demo_results.json", json.dumps(summary, indent=2) + "\n")
-    write_text_atomic(out / "demo_results.md", _markdown(summary) + "\n")
+    write_text_atomic(out / f"{stem}_results.json", json.dumps(summary, indent=2) + "\n")
+    write_text_atomic(out / f"{stem}_results.md", _markdown(summary) + "\n")
     _render(summary)
     return summary
+
+
+def _bar_chart(summary: dict, path: Path) -> Path:
+    """mean ± std (official mIoU) per setting as horizontal bars, seeds as dots."""
+    from seal.viz.plot import _pyplot, save_figure
+
+    plt = _pyplot()
+    rows = summary["rows"]
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(rows) + 1.2))
+    y = np.arange(len(rows))[::-1]
+    ax.barh(y, [r["mean"] for r in rows], xerr=[r["std"] for r in rows], color="#4c72b0", alpha=0.8, capsize=3)
+    pad = 0.01 * max([r["mean"] + r["std"] for r in rows] + [1.0])
+    for yi, row in zip(y, rows, strict=True):
+        ax.scatter(list(row["miou_by_seed"].values()), [yi] * len(row["miou_by_seed"]), color="black", s=10, zorder=3)
+        ax.text(row["mean"] + row["std"] + pad, yi, f"{row['mean']:.1f}", va="center", fontsize=8)
+    ax.set_yticks(y, [r["setting"] for r in rows], fontsize=8)
+    ax.set_xlabel(f"linear-probe mIoU % ({summary['miou_convention']}), mean ± std over seeds {summary['seeds']}")
+    ax.set_title("seal ablation on synthetic sequences", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, path)
 
 
 def _summarise(results: dict[str, dict[int, dict]], plan: DemoPlan, seconds: float) -> dict:
@@ -126,10 +170,12 @@ def _convention_note(summary: dict) -> str:
 
 def _markdown(summary: dict) -> str:
     seeds = summary["seeds"]
-    lines = ["| setting | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std |",
-             "|---|" + "---|" * len(seeds) + "---|"]
+    timed = all("seconds" in row for row in summary["rows"])
+    head = "| setting | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std |"
+    lines = [head + (" seconds |" if timed else ""), "|---|" + "---|" * len(seeds) + "---|" + ("---|" if timed else "")]
     for row in summary["rows"]:
-        lines.append(f"| {row['setting']} | " + " | ".join(_cells(row, seeds)) + " |")
+        lines.append(f"| {row['setting']} | " + " | ".join(_cells(row, seeds)) + " |"
+                     + (f" {row['seconds']:.0f} |" if timed else ""))
     return "\n".join(lines) + (f"\n\nmIoU % on the validation sequence; {summary['protocol']}; {summary['seconds']} s."
                                f"\n{_convention_note(summary)}.")
 
@@ -139,13 +185,17 @@ def _render(summary: dict, console=None) -> None:
     from rich.table import Table
 
     seeds = summary["seeds"]
-    table = Table(title="seal demo: linear-probe mIoU % on held-out synthetic data", title_justify="left")
+    table = Table(title=f"seal {'ablation' if summary.get('ablation') else 'demo'}: linear-probe mIoU % on held-out "
+                        "synthetic data", title_justify="left")
     table.add_column("setting")
     for s in seeds:
         table.add_column(f"seed {s}", justify="right")
     table.add_column("mean ± std", justify="right")
+    timed = all("seconds" in row for row in summary["rows"])
+    if timed:
+        table.add_column("seconds", justify="right")
     for row in summary["rows"]:
-        table.add_row(row["setting"], *_cells(row, seeds))
+        table.add_row(row["setting"], *_cells(row, seeds), *([f"{row['seconds']:.0f}"] if timed else []))
     console = console or Console()
     console.print(table)
     console.print(_convention_note(summary))
@@ -163,7 +213,7 @@ def _pictures(out: Path, data: Path, runs: dict[str, dict[int, Path]], val_seque
 
     dataset = open_dataset(data, sequences=[val_sequence])
     frame = dataset[len(dataset) // 2]
-    seal_runs = runs["Seal (L_vfm + L_tmp + L_p2s)"]
+    seal_runs = runs[SEAL]
     best = max(seal_runs, key=lambda s: json.loads((seal_runs[s] / "summary.json").read_text())["miou"])
     model, meta = load_model(seal_runs[best] / "model.pt")
     voxel = VoxelConfig(**meta["voxel"])

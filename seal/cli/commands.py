@@ -145,7 +145,7 @@ def run_demo(cfg: DemoSchema) -> int:
     from seal.demo import DemoPlan
     from seal.demo import run_demo as demo
 
-    demo(Path(cfg.demo.out), DemoPlan.quick() if cfg.demo.quick else DemoPlan())
+    demo(Path(cfg.demo.out), DemoPlan.quick() if cfg.demo.quick else DemoPlan(), ablation=cfg.demo.ablation)
     return 0
 
 
@@ -216,7 +216,8 @@ register(Command("demo", "the whole pipeline on synthetic data, on a CPU, in min
                  "Generate synthetic sequences, compute SLIC superpixels and superpoints, pretrain (full Seal, and "
                  "L_vfm only), linear-probe those and a randomly initialised backbone on 2 seeds, then print the "
                  "comparison table and write pictures.", DemoSchema, run_demo,
-                 [Option(("--out",), "demo.out"), Option(("--quick",), "demo.quick")]))
+                 [Option(("--out",), "demo.out"), Option(("--quick",), "demo.quick"),
+                  Option(("--ablation",), "demo.ablation")]))
 
 
 def run_doctor(cfg: PretrainSchema) -> int:

@@ -416,3 +416,4 @@ class DemoOptions:
 
     out: str = "seal-demo"         # output folder
     quick: bool = False            # a much smaller run (a smoke test, not a result)
+    ablation: bool = False         # the distillation family and Seal's ablations (8 rows x 2 seeds) + a bar chart
