@@ -103,27 +103,42 @@ def _lidarseg_lookup(tables: NuScenesTables, lmap: LabelMap) -> LabelMap:
                     raw_names={i: lmap.raw_names[r] for i, r in pairs})
 
 
-def open_nuscenes(root: Path, version: str | None = None, sweeps: bool = False) -> Dataset:
-    """Open every scene of a nuScenes release as a sequence of keyframes (or of all sweeps)."""
-    tables = NuScenesTables(root, version)
-    lmap = _lidarseg_lookup(tables, load_label_map("nuscenes"))
+def keyframe_records(tables: NuScenesTables, has_scan=None) -> tuple[dict[str, dict], dict[str, list[dict]]]:
+    """Keyframe sample_data records by sample token: the LiDAR one (kept only where ``has_scan(record)`` holds,
+    when given) and the cameras."""
     lidar_of_sample: dict[str, dict] = {}
     cams_of_sample: dict[str, list[dict]] = {}
     for sd in tables.tables["sample_data"]:
         if not sd["is_key_frame"]:
             continue
         channel = tables.channel(sd)
-        if channel == LIDAR_CHANNEL:
+        if channel == LIDAR_CHANNEL and (has_scan is None or has_scan(sd)):
             lidar_of_sample[sd["sample_token"]] = sd
         elif channel.startswith("CAM_"):
             cams_of_sample.setdefault(sd["sample_token"], []).append(sd)
-    seqs = []
+    return lidar_of_sample, cams_of_sample
+
+
+def scenes_in_order(tables: NuScenesTables) -> list[tuple[dict, list[dict]]]:
+    """Every scene (sorted by name) with its samples in time order (following the ``next`` links)."""
+    out = []
     for scene in sorted(tables.tables["scene"], key=lambda s: s["name"]):
         samples, token = [], scene["first_sample_token"]
         while token:
             sample = tables.get("sample", token)
             samples.append(sample)
             token = sample["next"]
+        out.append((scene, samples))
+    return out
+
+
+def open_nuscenes(root: Path, version: str | None = None, sweeps: bool = False) -> Dataset:
+    """Open every scene of a nuScenes release as a sequence of keyframes (or of all sweeps)."""
+    tables = NuScenesTables(root, version)
+    lmap = _lidarseg_lookup(tables, load_label_map("nuscenes"))
+    lidar_of_sample, cams_of_sample = keyframe_records(tables)
+    seqs = []
+    for scene, samples in scenes_in_order(tables):
         lidar = [lidar_of_sample[s["token"]] for s in samples if s["token"] in lidar_of_sample]
         if sweeps and lidar:
             lidar = _sweep_chain(tables, lidar[0], scene["token"])

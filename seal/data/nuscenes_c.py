@@ -20,7 +20,14 @@ from seal.core.config import CORRUPTIONS, SEVERITIES
 from seal.core.errors import DataError
 from seal.core.frame import Dataset, Sequence
 from seal.core.labelmap import LabelMap, load_label_map
-from seal.data.nuscenes import LIDAR_CHANNEL, NuScenesTables, _lidarseg_lookup, _scene_sequence
+from seal.data.nuscenes import (
+    LIDAR_CHANNEL,
+    NuScenesTables,
+    _lidarseg_lookup,
+    _scene_sequence,
+    keyframe_records,
+    scenes_in_order,
+)
 
 LIDAR_DIR = Path("samples") / LIDAR_CHANNEL
 
@@ -50,25 +57,11 @@ def open_overlay(tables: NuScenesTables, folder: Path, lmap: LabelMap, prefix: s
     view = copy.copy(tables)
     view.root = folder  # LiDAR and label files are read under the overlay, tables and calibration from the release
     label_dir = folder / "lidarseg" / tables.version
-    lidar_of_sample: dict[str, dict] = {}
-    cams_of_sample: dict[str, list[dict]] = {}
-    for sd in tables.tables["sample_data"]:
-        if not sd["is_key_frame"]:
-            continue
-        channel = tables.channel(sd)
-        if channel == LIDAR_CHANNEL and (folder / sd["filename"]).is_file():
-            lidar_of_sample[sd["sample_token"]] = sd
-        elif channel.startswith("CAM_"):
-            cams_of_sample.setdefault(sd["sample_token"], []).append(sd)
+    lidar_of_sample, cams_of_sample = keyframe_records(tables, lambda sd: (folder / sd["filename"]).is_file())
     view.lidarseg = {sd["token"]: {"filename": f"lidarseg/{tables.version}/{sd['token']}_lidarseg.bin"}
                      for sd in lidar_of_sample.values() if (label_dir / f"{sd['token']}_lidarseg.bin").is_file()}
     seqs = []
-    for scene in sorted(tables.tables["scene"], key=lambda s: s["name"]):
-        samples, token = [], scene["first_sample_token"]
-        while token:
-            sample = tables.get("sample", token)
-            samples.append(sample)
-            token = sample["next"]
+    for scene, samples in scenes_in_order(tables):
         lidar = [lidar_of_sample[s["token"]] for s in samples if s["token"] in lidar_of_sample]
         if lidar:
             named = {**scene, "name": prefix + scene["name"]}
