@@ -97,3 +97,19 @@ def test_spconv_cpu_gives_the_same_result_on_two_threads_as_on_one(needs_spconv)
     for out, dx in others:
         assert float((out - out1).norm() / out1.norm()) < 1e-5
         assert float((dx - dx1).norm() / dx1.norm()) < 1e-4
+
+
+@pytest.mark.parametrize("config", [TINY, BackboneConfig()], ids=["tiny", "Res16UNet34C"])
+def test_both_engines_build_the_same_state_dict_layout(needs_spconv, config):
+    """One state dict loads in either engine: the layout test that needs no GPU (building needs none; selecting
+    "for cuda" lets the Triton engine construct its modules here)."""
+    pytest.importorskip("spconv_triton")
+    sparse.select_engine("spconv", "cpu")
+    torch.manual_seed(0)
+    reference = MinkUNet(config)
+    sparse.select_engine("spconv-triton", "cuda")
+    triton = MinkUNet(config)
+    assert type(reference.stem[0]).__module__.startswith("spconv.")
+    assert type(triton.stem[0]).__module__.startswith("spconv_triton")
+    assert _layout(reference) == _layout(triton)
+    triton.load_state_dict(reference.state_dict())  # strict: every name and shape fits

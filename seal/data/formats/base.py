@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from pathlib import Path
 from typing import Any
 
 from seal.core.errors import ConfigError
@@ -15,6 +17,14 @@ class SequenceSplitFormat(DatasetFormat):
     train_sequences: tuple[str, ...] = ()
     val_sequences: tuple[str, ...] = ()
     options: tuple[str, ...] = ("label_map",)  # the reader options `open` accepts
+    reader: str = ""    # "module:function" that opens the layout (imported on first use: readers pull in numpy,
+    detector: str = ""  # pyarrow...); "module:function" that tells whether a folder holds it ("" = --kind only)
+
+    def detect(self, root: Path) -> bool:
+        return bool(self.detector) and bool(_function(self.detector)(root))
+
+    def open(self, root: Path, **options: Any) -> Dataset:
+        return _function(self.reader)(root, **self.accepted(options))
 
     def official_split(self, dataset: Dataset, fraction: int) -> tuple[list[int], list[str]] | None:
         if not self.train_sequences:
@@ -32,3 +42,9 @@ class SequenceSplitFormat(DatasetFormat):
                 raise ConfigError(f"data.{key} does not apply to the {self.title or self.name} format "
                                   f"(--kind {self.name}); it takes {takes}")
         return options
+
+
+def _function(spec: str):
+    """The function a ``"module:function"`` string names."""
+    module, name = spec.split(":")
+    return getattr(importlib.import_module(module), name)

@@ -4,7 +4,6 @@ the released SemanticKITTI-C."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from seal.core.frame import Dataset, DatasetFormat
 from seal.data import splits
@@ -23,16 +22,8 @@ class SemanticKittiFormat(SequenceSplitFormat):
     miou_convention = "absent-as-zero"  # semantic-kitti-api evaluate_semantics.py: np_ioueval.iouEval.getIoU
     robustness_baseline = "semantickitti"
     lists = "semantickitti"  # the packaged few-shot lists this format uses
-
-    def detect(self, root: Path) -> bool:
-        from seal.data.semantickitti import is_semantickitti
-
-        return is_semantickitti(root)
-
-    def open(self, root: Path, **options: Any) -> Dataset:
-        from seal.data.semantickitti import open_semantickitti
-
-        return open_semantickitti(root, **self.accepted(options))
+    detector = "seal.data.semantickitti:is_semantickitti"
+    reader = "seal.data.semantickitti:open_semantickitti"
 
     def official_split(self, dataset: Dataset, fraction: int) -> tuple[list[int], list[str]] | None:
         if not splits.is_official(dataset, self.lists):
@@ -57,14 +48,10 @@ class ScribbleKittiFormat(SemanticKittiFormat):
     split_note = "as SemanticKITTI (its frame lists): train on scribbles, validate on 08's dense labels"
     miou_convention = "absent-as-zero"  # validated on SemanticKITTI's 08 with its dense labels: its evaluator
     robustness_baseline = None
+    reader = "seal.data.family:open_scribblekitti"
 
     def detect(self, root: Path) -> bool:
         return any(p.is_dir() for p in (root / "sequences").glob("*/scribbles"))
-
-    def open(self, root: Path, **options: Any) -> Dataset:
-        from seal.data.family import open_scribblekitti
-
-        return open_scribblekitti(root, **self.accepted(options))
 
     def open_released(self, clean: Dataset, folder: Path) -> Dataset:
         return DatasetFormat.open_released(self, clean, folder)
@@ -82,14 +69,7 @@ class SemanticPossFormat(SequenceSplitFormat):
     miou_convention = "absent-as-zero"
     cameras = poses = False
     train_sequences, val_sequences = ("00", "01", "02", "04", "05"), ("03",)
-
-    def detect(self, root: Path) -> bool:
-        return False
-
-    def open(self, root: Path, **options: Any) -> Dataset:
-        from seal.data.family import open_semanticposs
-
-        return open_semanticposs(root, **self.accepted(options))
+    reader = "seal.data.family:open_semanticposs"
 
 
 class SemanticStfFormat(SequenceSplitFormat):
@@ -103,16 +83,8 @@ class SemanticStfFormat(SequenceSplitFormat):
     miou_convention = "absent-as-zero"  # SemanticKITTI-style labels, so its rule (its own evaluator unverified here)
     cameras = poses = False
     train_sequences, val_sequences = ("train",), ("val",)
-
-    def detect(self, root: Path) -> bool:
-        from seal.data.family import is_semanticstf
-
-        return is_semanticstf(root)
-
-    def open(self, root: Path, **options: Any) -> Dataset:
-        from seal.data.family import open_semanticstf
-
-        return open_semanticstf(root, **self.accepted(options))
+    detector = "seal.data.family:is_semanticstf"
+    reader = "seal.data.family:open_semanticstf"
 
 
 class SynLidarFormat(SequenceSplitFormat):
@@ -127,16 +99,8 @@ class SynLidarFormat(SequenceSplitFormat):
     cameras = poses = False
     train_sequences = ("01", "02", "03", "05", "06", "08", "09", "10", "11", "12")
     val_sequences = ("00", "04", "07")
-
-    def detect(self, root: Path) -> bool:
-        from seal.data.family import is_synlidar
-
-        return is_synlidar(root)
-
-    def open(self, root: Path, **options: Any) -> Dataset:
-        from seal.data.family import open_synlidar
-
-        return open_synlidar(root, **self.accepted(options))
+    detector = "seal.data.family:is_synlidar"
+    reader = "seal.data.family:open_synlidar"
 
 
 class Rellis3dFormat(SequenceSplitFormat):
@@ -149,16 +113,8 @@ class Rellis3dFormat(SequenceSplitFormat):
     split_note = "pt_train.lst / pt_val.lst (sequences SEQ-train / SEQ-val); few-shot: every k-th listed frame"
     miou_convention = "absent-as-zero"  # SemanticKITTI-format labels; benchmarked with KITTI codebases (unverified)
     cameras = False
-
-    def detect(self, root: Path) -> bool:
-        from seal.data.family import is_rellis3d
-
-        return is_rellis3d(root)
-
-    def open(self, root: Path, **options: Any) -> Dataset:
-        from seal.data.family import open_rellis3d
-
-        return open_rellis3d(root, **self.accepted(options))
+    detector = "seal.data.family:is_rellis3d"
+    reader = "seal.data.family:open_rellis3d"
 
     def official_split(self, dataset: Dataset, fraction: int) -> tuple[list[int], list[str]] | None:
         names = [s.name for s in dataset.sequences]
@@ -178,16 +134,8 @@ class Daps3dFormat(SequenceSplitFormat):
     cameras = poses = False
     train_sequences = ("00", "01", "02", "03", "04", "05", "06", "07", "09", "10")
     val_sequences = ("08",)
-
-    def detect(self, root: Path) -> bool:
-        from seal.data.family import is_daps3d
-
-        return is_daps3d(root)
-
-    def open(self, root: Path, **options: Any) -> Dataset:
-        from seal.data.family import open_daps3d
-
-        return open_daps3d(root, **self.accepted(options))
+    detector = "seal.data.family:is_daps3d"
+    reader = "seal.data.family:open_daps3d"
 
 
 class Synth4dFormat(SequenceSplitFormat):
@@ -201,16 +149,8 @@ class Synth4dFormat(SequenceSplitFormat):
     miou_convention = "absent-as-zero"  # no official evaluator; SemanticKITTI-style labels, so its rule
     cameras = poses = False
     options = ("label_map", "version")
-
-    def detect(self, root: Path) -> bool:
-        from seal.data.family import is_synth4d
-
-        return is_synth4d(root)
-
-    def open(self, root: Path, **options: Any) -> Dataset:
-        from seal.data.family import open_synth4d
-
-        return open_synth4d(root, **self.accepted(options))
+    detector = "seal.data.family:is_synth4d"
+    reader = "seal.data.family:open_synth4d"
 
 
 class KittiObjectFormat(SequenceSplitFormat):
@@ -224,16 +164,8 @@ class KittiObjectFormat(SequenceSplitFormat):
     miou_convention = "absent-as-zero"  # no labels; the SemanticKITTI label map, so its rule
     poses = False
     options = ()
-
-    def detect(self, root: Path) -> bool:
-        from seal.data.semantickitti import is_kitti_object
-
-        return is_kitti_object(root)
-
-    def open(self, root: Path, **options: Any) -> Dataset:
-        from seal.data.semantickitti import open_kitti_object
-
-        return open_kitti_object(root, **self.accepted(options))
+    detector = "seal.data.semantickitti:is_kitti_object"
+    reader = "seal.data.semantickitti:open_kitti_object"
 
 
 class SemanticKittiCFormat(SequenceSplitFormat):
@@ -247,13 +179,7 @@ class SemanticKittiCFormat(SequenceSplitFormat):
     miou_convention = "absent-as-zero"  # SemanticKITTI's rule (how Robo3D scored it: unverified here)
     robustness_baseline = "semantickitti"
     cameras = poses = False
+    detector = "seal.data.family:is_semantickitti_c"
+    reader = "seal.data.family:open_semantickitti_c"
 
-    def detect(self, root: Path) -> bool:
-        from seal.data.family import is_semantickitti_c
 
-        return is_semantickitti_c(root)
-
-    def open(self, root: Path, **options: Any) -> Dataset:
-        from seal.data.family import open_semantickitti_c
-
-        return open_semantickitti_c(root, **self.accepted(options))

@@ -23,16 +23,8 @@ class NuScenesFormat(SequenceSplitFormat):
     miou_convention = "absent-excluded"  # nuscenes-devkit eval/lidarseg: ConfusionMatrix.get_mean_iou (np.nanmean)
     robustness_baseline = "nuscenes"
     options = ("version", "sweeps")
-
-    def detect(self, root: Path) -> bool:
-        from seal.data.nuscenes import is_nuscenes
-
-        return is_nuscenes(root)
-
-    def open(self, root: Path, **options: Any) -> Dataset:
-        from seal.data.nuscenes import open_nuscenes
-
-        return open_nuscenes(root, **self.accepted(options))
+    detector = "seal.data.nuscenes:is_nuscenes"
+    reader = "seal.data.nuscenes:open_nuscenes"
 
     def prediction_file(self, folder: Path, frame_id: str) -> tuple[Path, np.dtype]:
         """lidarseg's own layout: ``lidarseg/<lidar sample_data token>_lidarseg.bin``, uint8 raw ids."""
@@ -63,16 +55,8 @@ class NuScenesCFormat(NuScenesFormat):
     miou_convention = "absent-excluded"  # nuScenes' lidarseg classes and devkit rule
     cameras = False
     options = ("version", "nuscenes_root")
-
-    def detect(self, root: Path) -> bool:
-        from seal.data.nuscenes_c import is_nuscenes_c
-
-        return is_nuscenes_c(root)
-
-    def open(self, root: Path, **options: Any) -> Dataset:
-        from seal.data.nuscenes_c import open_nuscenes_c
-
-        return open_nuscenes_c(root, **self.accepted(options))
+    detector = "seal.data.nuscenes_c:is_nuscenes_c"
+    reader = "seal.data.nuscenes_c:open_nuscenes_c"
 
     def official_split(self, dataset: Dataset, fraction: int) -> tuple[list[int], list[str]] | None:
         return None
@@ -90,11 +74,7 @@ class WaymoFormat(SequenceSplitFormat):
     # waymo-open-dataset metrics/segmentation_metrics.cc SegmentationMetricsIOU::ComputeIOU
     miou_convention = "absent-as-one"
     options = ("label_map", "sweeps")
-
-    def detect(self, root: Path) -> bool:
-        from seal.data.waymo import is_waymo
-
-        return is_waymo(root)
+    detector = "seal.data.waymo:is_waymo"
 
     def open(self, root: Path, **options: Any) -> Dataset:
         from seal.data.semantickitti import resolve_label_map
