@@ -94,20 +94,30 @@ def save_segments(path: Path, segments: np.ndarray) -> None:
         Image.fromarray(segments.astype(np.uint8) if small else segments).save(tmp, format="PNG", compress_level=1)
 
 
-def load_segments(path: Path) -> np.ndarray:
-    """Read a label map written by `save_segments` (or any 8/16-bit single-channel PNG) as uint16."""
+LABEL_MODES = ("I;16", "I;16B", "I;16L", "L", "I", "P")  # Pillow modes of single-channel label images
+
+
+def read_label_png(path: Path, what: str, hint: str | None = None) -> np.ndarray:
+    """A single-channel (8/16/32-bit) PNG label map as stored: the one reader of cached, precomputed and oracle
+    maps. A wrong mode, a truncated or corrupt file is a DataError naming the file, ``what`` it should be and the
+    ``hint``."""
     from PIL import Image
 
-    if not path.is_file():
-        raise DataError(path, "superpixel map not found", "run `seal superpixels` for this dataset first")
     try:
         with Image.open(path) as img:
-            if img.mode not in ("I;16", "I;16B", "I;16L", "L", "I", "P"):
-                raise DataError(path, f"is a {img.mode} image, not a single-channel label map")
-            array = np.asarray(img)
-    except (OSError, ValueError, SyntaxError) as err:  # Pillow's errors for truncated / corrupt files
-        raise DataError(path, f"is not a readable superpixel map ({err})",
-                        "run `seal superpixels` on this dataset again: it redoes corrupt files") from None
+            if img.mode not in LABEL_MODES:
+                raise DataError(path, f"is a {img.mode} image, not a single-channel {what}", hint)
+            return np.asarray(img)
+    except (OSError, ValueError, SyntaxError) as err:  # Pillow's errors for unreadable / truncated files
+        raise DataError(path, f"is not a readable {what} ({err})", hint) from None
+
+
+def load_segments(path: Path) -> np.ndarray:
+    """Read a label map written by `save_segments` (or any 8/16-bit single-channel PNG) as uint16."""
+    if not path.is_file():
+        raise DataError(path, "superpixel map not found", "run `seal superpixels` for this dataset first")
+    array = read_label_png(path, "superpixel map", "run `seal superpixels` on this dataset again: it redoes corrupt "
+                                                   "files")
     if array.min() < 0 or array.max() > MAX_SEGMENTS:
         raise DataError(path, "holds ids outside 0..65535")
     return array.astype(np.uint16)

@@ -22,7 +22,7 @@ import numpy as np
 
 from seal.core.config import OracleConfig
 from seal.core.errors import ConfigError, DataError
-from seal.superpixels.base import Superpixelizer
+from seal.superpixels.base import Superpixelizer, read_label_png
 
 _IMAGE_DIR = re.compile(r"image_(\d+)$")
 _HINT = ("superpixels.method=oracle reads the oracle segment maps of synthetic data: generate the dataset with "
@@ -43,17 +43,9 @@ def oracle_map_path(image_path: str | Path) -> Path:
 
 def read_oracle_map(path: Path) -> np.ndarray:
     """An oracle map as int64 (0 = none); a missing or unreadable file is a DataError naming it."""
-    from PIL import Image, UnidentifiedImageError
-
     if not path.is_file():
         raise DataError(path, "no oracle segment map", _HINT)
-    try:
-        with Image.open(path) as img:
-            if img.mode not in ("I;16", "I;16B", "I;16L", "L", "I"):
-                raise DataError(path, f"is a {img.mode} image, not a single-channel oracle segment map", _HINT)
-            return np.asarray(img).astype(np.int64)
-    except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as err:
-        raise DataError(path, f"is not a readable oracle segment map ({err})", _HINT) from None
+    return read_label_png(path, "oracle segment map", _HINT).astype(np.int64)
 
 
 def split_segments(seg: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:

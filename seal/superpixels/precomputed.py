@@ -19,7 +19,7 @@ import numpy as np
 
 from seal.core.config import PrecomputedConfig
 from seal.core.errors import ConfigError, DataError
-from seal.superpixels.base import Superpixelizer
+from seal.superpixels.base import Superpixelizer, read_label_png
 
 EXTENSIONS = (".png", ".npy")
 PLACEHOLDERS = ("sequence", "camera", "frame_name", "frame_id", "image_stem")
@@ -33,16 +33,7 @@ def _read_map(path: Path) -> np.ndarray:
         except (OSError, ValueError) as err:
             raise DataError(path, f"cannot be read as a NumPy array ({err})") from err
     else:
-        from PIL import Image, UnidentifiedImageError
-
-        try:
-            with Image.open(path) as img:
-                if img.mode not in ("I;16", "I;16B", "I;16L", "L", "I", "P"):
-                    raise DataError(path, f"is a {img.mode} image, not a single-channel label map",
-                                    "save label maps as 8/16-bit grayscale PNGs or .npy arrays")
-                array = np.asarray(img)
-        except (OSError, UnidentifiedImageError) as err:
-            raise DataError(path, f"cannot be read as a PNG ({err})") from err
+        array = read_label_png(path, "label map", "save label maps as 8/16-bit grayscale PNGs or .npy arrays")
     if array.ndim == 3 and array.shape[-1] == 1:
         array = array[..., 0]
     if array.ndim != 2:
