@@ -132,34 +132,30 @@ def build_config(command: Command, config: str | None, values: dict[str, Any], o
 
     ``--resume auto`` resumes ``train.run_dir``, else the newest runs/COMMAND-* folder holding a checkpoint, and
     starts a fresh run when there is none, so a requeued job script needs no edit."""
-    path = resolve_preset(config, command.families)
-    layer = [resolve_objective(objective)] if objective else []
-    resume = values.get("train.resume") or next((o.split("=", 1)[1] for o in overrides
-                                                 if o.startswith("train.resume=")), None)
-    flags = [f"{k}={_quote(v)}" for k, v in values.items()]
-    if resume == "auto":
-        from seal.engine.rundir import latest_run
+    from seal.engine.rundir import latest_run, run_dir_of
 
-        fresh = load_config(command.schema, [*([path] if path else []), *layer],
-                            [f for f in flags if not f.startswith("train.resume=")]
-                            + [o for o in overrides if not o.startswith("train.resume=")])
+    path = resolve_preset(config, command.families)
+    layers = [resolve_objective(objective)] if objective else []
+    keys = [f"{k}={_quote(v)}" for k, v in values.items()] + list(overrides)
+    resume = next((k.split("=", 1)[1].strip("'") for k in reversed(keys) if k.startswith("train.resume=")), None)
+    keys = [k for k in keys if not k.startswith("train.resume=")]
+    if resume == "auto":
+        fresh = load_config(command.schema, [*([path] if path else []), *layers], keys)
         found = latest_run(fresh.train.run_dir, command.name)
         if found is None:
             print(f"seal: --resume auto: no earlier {command.name} run with a checkpoint; starting a new run")
             return fresh
         print(f"seal: --resume auto: continuing {found}")
-        resume, flags = str(found), [f for f in flags if not f.startswith("train.resume=")] + \
-            [f"train.resume={_quote(str(found))}"]
-        overrides = [o for o in overrides if not o.startswith("train.resume=")]
-    if resume and path is None:
-        target = Path(resume)
-        if not target.exists():
+        resume = str(found)
+    if resume:
+        if not Path(resume).exists():
             raise ConfigError(f"--resume {resume}: no such run folder or checkpoint file")
-        run_dir = target if target.is_dir() else target.parent.parent
-        path = run_dir / "config.yaml"
-        if not path.is_file():
-            raise ConfigError(f"--resume {resume}: not a seal run folder ({path} not found)")
-    return load_config(command.schema, [*([path] if path else []), *layer], flags + list(overrides))
+        if path is None:  # the run's own configuration is the base
+            path = run_dir_of(Path(resume)) / "config.yaml"
+            if not path.is_file():
+                raise ConfigError(f"--resume {resume}: not a seal run folder ({path} not found)")
+        keys.append(f"train.resume={_quote(resume)}")
+    return load_config(command.schema, [*([path] if path else []), *layers], keys)
 
 
 def _quote(value: Any) -> str:
