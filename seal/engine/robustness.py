@@ -95,23 +95,19 @@ def robustness(model, dataset, indices, voxel, device: torch.device, clean: floa
     baseline = load_robustness_baseline(key or "", baseline_path)
     convention = miou_convention(dataset)
     other = other_convention(convention)
-    results: dict[str, list[float]] = {}
-    results_other: dict[str, list[float]] = {}
+    matrices: dict[str, list] = {}  # corruption -> one confusion matrix per severity
     if released is None:
         for name in CORRUPTIONS:
-            cms = [evaluate_frames(model, dataset, indices, voxel, device, corruption=(name, severity),
-                                   desc=f"{name}:{severity}", progress=progress) for severity in SEVERITIES]
-            results[name] = [cm.miou(convention) for cm in cms]
-            results_other[name] = [cm.miou(other) for cm in cms]
+            matrices[name] = [evaluate_frames(model, dataset, indices, voxel, device, corruption=(name, severity),
+                                              desc=f"{name}:{severity}", progress=progress) for severity in SEVERITIES]
     else:
         for name, folders in _released_folders(dataset, released).items():
-            cms = []
-            for folder in folders:
-                corrupted = dataset.format.open_released(dataset, folder)
-                cms.append(evaluate_frames(model, corrupted, list(range(len(corrupted))), voxel, device,
-                                           desc=f"{name}:{folder.name}", progress=progress))
-            results[name] = [cm.miou(convention) for cm in cms]
-            results_other[name] = [cm.miou(other) for cm in cms]
+            corrupted = [dataset.format.open_released(dataset, folder) for folder in folders]
+            matrices[name] = [evaluate_frames(model, c, list(range(len(c))), voxel, device,
+                                              desc=f"{name}:{f.name}", progress=progress)
+                              for c, f in zip(corrupted, folders, strict=True)]
+    results = {name: [cm.miou(convention) for cm in cms] for name, cms in matrices.items()}
+    results_other = {name: [cm.miou(other) for cm in cms] for name, cms in matrices.items()}
     rows = robustness_table(results, clean, baseline)
     rows_other = robustness_table(results_other, clean_other, baseline)
     write_text_atomic(out / "robustness.json", json.dumps({
