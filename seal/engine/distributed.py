@@ -58,9 +58,18 @@ def mean_over_ranks(value: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return value / info.world
 
 
-def shutdown(info: DistInfo) -> None:
+def shutdown(info: DistInfo, wait: bool = False) -> None:
+    """Leave the process group. With ``wait`` (a run that ended normally on every rank) the ranks leave together:
+    rank 0 writes the run's outputs after the last collective, and a rank tearing down gloo while its peer is
+    still connected can abort at exit ("terminate called without an active exception", seen once in ~20
+    two-process test runs). Never after an error: the other ranks may be blocked elsewhere, and a barrier would
+    turn their failure into a hang."""
     if info.enabled and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            if wait:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 @contextlib.contextmanager
@@ -76,9 +85,11 @@ def distributed_run(train: TrainConfig, engine: str = "auto") -> Iterator[DistIn
         torch.use_deterministic_algorithms(True, warn_only=True)
         if info.device.type == "cpu":
             torch.set_num_threads(1)  # spconv's CPU scatter sums in thread order: bitwise repeatable on one thread
+    ended = False
     try:
         yield info
+        ended = True
     finally:
         torch.set_num_threads(threads)
         torch.use_deterministic_algorithms(deterministic)
-        shutdown(info)
+        shutdown(info, wait=ended)
