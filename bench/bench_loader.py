@@ -268,8 +268,12 @@ def decode_alone(paths: list[Path], passes: int, legacy: bool) -> tuple[float, f
     return 1e3 * statistics.median(times), faults / (passes * len(paths))
 
 
-def digest(sample: dict) -> str:
-    """SHA-256 of every entry of a sample (key, dtype, shape, bytes): equal digests = bit-identical samples."""
+def digest(pair) -> str:
+    """SHA-256 of every entry of a sample (key, dtype, shape, bytes): equal digests = bit-identical samples. The
+    keys are those of the dicts samples were before `PairSample` (``coords_t``...), so digests stay comparable."""
+    frames = (("t", pair.frame_t), ("n", pair.frame_n))
+    sample = {f"{k}_{tag}": v for tag, frame in frames for k, v in vars(frame).items()}
+    sample.update({k: v for k, v in vars(pair).items() if not k.startswith("frame_")})
     h = hashlib.sha256()
     for key in sorted(sample):
         value = np.ascontiguousarray(sample[key]) if isinstance(sample[key], np.ndarray) else sample[key]

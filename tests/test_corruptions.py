@@ -12,18 +12,23 @@ from seal.core.errors import ConfigError, SealError
 from seal.core.frame import Dataset, Frame, Sequence
 from seal.core.labelmap import load_label_map
 from seal.data import open_dataset
-from seal.data.corruptions import (
+from seal.robustness import (
     CORRUPTIONS,
     GROUND_CLASSES,
     PARAMETERS,
     SEVERITIES,
     VEHICLE_CLASSES,
+    Corrupted,
+    Corruption,
+    CorruptionContext,
     corrupt_dataset,
     corrupt_frame,
     corrupt_frame_with_origin,
     corruption_parameters,
+    corruption_rng,
     estimate_rings,
     label_map_yaml,
+    severities,
 )
 from seal.synth.lidar import LidarSpec
 from tests.conftest import SHARED_DATA  # noqa: E402
@@ -105,6 +110,89 @@ def test_corrupted_frame_keeps_metadata(frame, synth):
     np.testing.assert_array_equal(out.pose, frame.pose)
     assert [c.name for c in out.cameras] == [c.name for c in frame.cameras] and out.cameras[0] is frame.cameras[0]
     assert out.points.dtype == np.float32
+
+
+@dataclasses.dataclass(frozen=True)
+class DropParams:
+    fraction: float
+
+
+def _dropping() -> Corruption:
+    """A corruption as a plugin writes one: drop a fraction of the points at random."""
+    @severities(light=DropParams(0.1), moderate=DropParams(0.3), heavy=DropParams(0.6))
+    def drop(frame: Frame, params: DropParams, rng: np.random.Generator, context: CorruptionContext) -> Corrupted:
+        return Corrupted.keep(frame, np.flatnonzero(rng.random(frame.num_points) >= params.fraction))
+
+    return drop
+
+
+def test_a_corruption_registered_at_run_time_is_accepted(frame, synth, tmp_path, monkeypatch):
+    monkeypatch.setattr(CORRUPTIONS, "_entries", dict(CORRUPTIONS._entries))  # undone after the test
+    CORRUPTIONS.register("test_drop", _dropping())
+    assert "test_drop" in CORRUPTIONS and PARAMETERS["test_drop"]["heavy"].fraction == 0.6
+    kept = []
+    for severity in SEVERITIES:
+        out, origin = corrupt_frame_with_origin(frame, "test_drop", severity, synth.label_map, seed=3)
+        assert_rows_kept(frame, out, origin)
+        kept.append(set(origin.tolist()))
+        fraction = PARAMETERS["test_drop"][severity].fraction
+        assert abs(1 - len(origin) / frame.num_points - fraction) < 0.02
+    assert kept[0] > kept[1] > kept[2]  # one stream at every severity: the drops are nested
+    same = corrupt_frame(frame, "test_drop", "light", synth.label_map, seed=3, params={"fraction": 0.0})
+    np.testing.assert_array_equal(same.points, frame.points)
+    written = open_dataset(corrupt_dataset(synth, "test_drop", "moderate", tmp_path / "drop", seed=3, progress=False))
+    assert_same_frame(written[0], corrupt_frame(synth[0], "test_drop", "moderate", synth.label_map, seed=3))
+
+    @severities(light=DropParams(0.1), moderate=DropParams(0.3), heavy=DropParams(0.6))
+    def broken(frame, params, rng, context) -> Corrupted:
+        return Corrupted(frame.points, np.arange(frame.num_points - 1))
+
+    CORRUPTIONS.register("test_broken", broken)
+    with pytest.raises(SealError, match="test_broken"):
+        corrupt_frame(frame, "test_broken", "light", synth.label_map)
+    CORRUPTIONS.register("test_bare", lambda frame, params, rng, context: None)
+    with pytest.raises(ConfigError, match="severities"):
+        corrupt_frame(frame, "test_bare", "light", synth.label_map)
+
+
+def test_the_stream_of_a_corruption_depends_on_its_name_not_its_place(frame, synth, monkeypatch):
+    def recording(draws: list) -> Corruption:
+        @severities(light=DropParams(0.1), moderate=DropParams(0.3), heavy=DropParams(0.6))
+        def record(frame, params, rng, context) -> Corrupted:
+            draws.append(rng.random(8))
+            return Corrupted.moved(np.asarray(frame.points, dtype=np.float32))
+
+        return record
+
+    builtins = dict(CORRUPTIONS._entries)
+    fog = corrupt_frame(frame, "fog", "light", synth.label_map, seed=4)
+    runs = []
+    for names in (("test_a", "test_b"), ("aaa_first", "test_b", "test_a")):  # other orders, other neighbours
+        monkeypatch.setattr(CORRUPTIONS, "_entries", dict(builtins))
+        draws: dict[str, list] = {}
+        for name in names:
+            CORRUPTIONS.register(name, recording(draws.setdefault(name, [])))
+        for name in ("test_a", "test_b"):
+            for severity in SEVERITIES:
+                corrupt_frame(frame, name, severity, synth.label_map, seed=4)
+        runs.append(draws)
+        np.testing.assert_array_equal(corrupt_frame(frame, "fog", "light", synth.label_map, seed=4).points,
+                                      fog.points)  # a built-in's draws do not move either
+    for name in ("test_a", "test_b"):
+        np.testing.assert_array_equal(np.stack(runs[0][name]), np.stack(runs[1][name]))
+        assert all(np.array_equal(d, runs[0][name][0]) for d in runs[0][name])  # the same at every severity
+        np.testing.assert_array_equal(runs[0][name][0], corruption_rng(frame, name, 4).random(8))
+    assert not np.array_equal(runs[0]["test_a"][0], runs[0]["test_b"][0])  # each name its own stream
+
+
+def test_a_registered_corruption_beyond_robo3d_is_reported_beside_the_mce():
+    from seal.evaluation.metrics import ROBO3D_CORRUPTIONS, robustness_table
+
+    results = {c: [0.7, 0.6, 0.5] for c in ROBO3D_CORRUPTIONS}
+    rows = robustness_table({**results, "test_drop": [0.2, 0.2, 0.2]}, 0.75)
+    assert [r["corruption"] for r in rows] == [*ROBO3D_CORRUPTIONS, "test_drop", "mean"]
+    assert rows[-2]["ce"] is None and rows[-2]["rr"] is not None
+    assert rows[-1] == robustness_table(results, 0.75)[-1]  # mCE, mRR and the mean over the eight only
 
 
 # ------------------------------------------------------------------------------------------ beams

@@ -124,7 +124,7 @@ def engines():
     found = sparse.installed_engines()
     for name in ("spconv", "spconv-triton"):
         if name not in found:
-            pytest.skip(f"{name} is not installed ({sparse.INSTALL[name]})")
+            pytest.skip(f"{name} is not installed ({sparse.ENGINES.get(name).install})")
     limit = int(os.environ.get("SEAL_TRITON_AUTOTUNE_CONFIGS", "1") or 0)
     sys.path.insert(0, str(REPO / "bench"))
     try:

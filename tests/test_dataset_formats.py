@@ -14,10 +14,11 @@ import pytest
 import yaml
 
 from seal.cli.main import main
-from seal.core.config import CORRUPTIONS, SEVERITIES
+from seal.core.config import SEVERITIES
 from seal.core.errors import ConfigError, DataError
-from seal.data import detect_kind, open_dataset, require_pretraining_data
+from seal.data import detect_kind, get_format, open_dataset, require_pretraining_data
 from seal.data.formats import FORMATS
+from seal.evaluation.metrics import CORRUPTIONS
 
 LABELMAPS = Path(__file__).resolve().parents[1] / "seal" / "data" / "labelmaps"
 
@@ -214,7 +215,7 @@ def test_nuscenes_c_reads_the_release_with_clean_tables(tmp_path, nuscenes_root)
     assert ds.sequences[0].name.startswith("snow-light-") and frame.points.shape == (100, 4)
     np.testing.assert_allclose(frame.points[:, :3], raw[:, :3])
     assert (frame.labels == 0).all() and frame.raw_labels.tolist() == [43] * 100
-    released = FORMATS["nuscenes"].open_released(open_dataset(clean), folder)
+    released = get_format("nuscenes").open_released(open_dataset(clean), folder)
     np.testing.assert_allclose(released[0].points[:, :3], raw[:, :3])
     (release / "v1.0-mini").symlink_to(nuscenes_root / "v1.0-mini")  # the tables linked into the release
     assert info(release, "nuscenes-c") == 0
@@ -380,7 +381,7 @@ def test_robustness_evaluates_a_released_semantickitti_c(tmp_path, request):
     import torch
 
     from seal.core.config import BackboneConfig, EvaluateOptions, VoxelConfig
-    from seal.engine.robustness import robustness
+    from seal.engine.evaluation import robustness
     from seal.models.segmentation import build_model
 
     assert EvaluateOptions().robustness_root is None

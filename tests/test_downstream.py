@@ -15,9 +15,9 @@ from seal.core.config import SplitConfig
 from seal.core.schemas import DownstreamSchema as DownstreamConfig
 from seal.core.settings import load_config
 from seal.data import open_dataset
+from seal.data.splits import split_indices
 from seal.engine.downstream import run_downstream
 from seal.models.segmentation import build_model, load_model
-from seal.samples.frames import split_indices
 
 TINY = Path(__file__).resolve().parents[1] / "seal" / "configs" / "downstream_tiny.yaml"
 
@@ -107,8 +107,8 @@ def test_finetune_trains_the_backbone(data, tmp_path):
 
 def test_robustness_rows(data, tmp_path):
     from seal.core.config import VoxelConfig as VoxelSpec
-    from seal.engine.evaluate import evaluate_frames
-    from seal.engine.robustness import robustness
+    from seal.engine.evaluation import robustness
+    from seal.engine.frame_loop import evaluate_frames
 
     run = run_downstream(_cfg(data, tmp_path / "rb", "optim.epochs=1"), "probe", progress=False)
     model, meta = load_model(run / "model.pt")
@@ -137,7 +137,7 @@ def test_quick_demo_runs_end_to_end(tmp_path):
 def test_nuscenes_predictions_are_written_as_lidarseg(nuscenes_root, tmp_path):
     from seal.core.config import BackboneConfig
     from seal.core.config import VoxelConfig as VoxelSpec
-    from seal.engine.evaluate import evaluate_frames
+    from seal.engine.frame_loop import evaluate_frames
     from seal.models.minkunet import MinkUNet
     from seal.models.segmentation import SegmentationModel
 

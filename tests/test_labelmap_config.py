@@ -1,4 +1,4 @@
-"""Label maps (SPEC section 1 merges) and the typed config."""
+"""Label maps (docs/METHOD.md §1 merges) and the typed config."""
 
 from __future__ import annotations
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
-from seal.core.batch import PairBatch
+from seal.core.batch import PairBatch, check_index
 from seal.core.config import LossConfig
 from seal.losses.distill import (
     info_nce,
@@ -141,8 +142,8 @@ def test_segment_mean_matches_loop() -> None:
         torch.testing.assert_close(means[s], expected, atol=1e-6, rtol=0)
     means2, _ = segment_mean(f, ids)
     assert means2.shape[0] == int(ids.max()) + 1
-    with pytest.raises(ValueError):
-        segment_mean(f, ids, num_segments=3)
+    with pytest.raises(ValueError, match=r"ids indexes outside \[-inf, 3\)"):
+        check_index("ids", ids, 3, low=None)  # the losses do not check (a host sync): collation does, with this
 
 
 def test_info_nce_matches_loop() -> None:
@@ -303,8 +304,8 @@ def test_validation_errors() -> None:
         vfm_loss(pf, torch.arange(10), ids10, xf, ids10)
     with pytest.raises(ValueError, match="channels"):
         vfm_loss(pf, torch.arange(10), ids10, torch.randn(20, 5), ids20)
-    with pytest.raises(ValueError, match="outside"):
-        vfm_loss(pf, torch.arange(10) + 1, ids10, xf, ids20)
+    with pytest.raises(ValueError, match=r"pairing_point indexes outside \[0, 10\): its values span \[1, 10\]"):
+        check_index("pairing_point", torch.arange(10) + 1, pf.shape[0])  # checked at collation, not in the loss
     with pytest.raises(ValueError, match="lengths must match"):
         temporal_loss(pf, ids20, xf, ids20)
     with pytest.raises(ValueError, match="lengths must match"):
@@ -355,3 +356,35 @@ def test_a_switched_off_term_is_an_attached_zero() -> None:
     torch.testing.assert_close(out["total"], out["tmp"])
     out["total"].backward()
     assert xf.grad is not None and torch.count_nonzero(xf.grad) == 0
+
+
+def test_the_losses_never_read_a_tensor_back(monkeypatch) -> None:
+    """Index ranges are checked at collation, on the CPU: no term of the family calls ``.item()``, ``.min()``,
+    ``bool()``, ``.cpu()``... on a tensor (on a GPU each would stall the step on a host sync). Not counted: the
+    output sizes of ``torch.unique`` and boolean masks, which PyTorch itself reads from the device."""
+    from seal.losses.family import TERMS, distillation_loss
+
+    torch.manual_seed(12)
+    pf, pp, ps, xf, xs = make_vfm_batch()  # 3 images of 40 pixels
+    ft, st, fn, sn = make_temporal_batch()
+    voxels, batch = _pair_batch(pf, pp, ps, xs, ft, st, fn, sn)
+    batch = dataclasses.replace(batch, images=torch.zeros(3, 3, 5, 8), pair_pixel=torch.randint(0, 120, pp.shape))
+    maps, scalr_voxels = torch.randn(3, 6, 2, 3), _unit(voxels.shape[0], 6)
+    weights = LossConfig(vfm=1.0, tmp=0.5, p2s=2.0, ppkt=1.0, scalr=1.0, tau=TAU, p2s_max_points=50,
+                         ppkt_pairings=64)  # both below the counts: the sampling paths run too
+
+    def losses() -> dict[str, torch.Tensor]:
+        return distillation_loss(voxels, xf, batch, weights, torch.Generator().manual_seed(0),
+                                 scalr_voxels=scalr_voxels, teacher_maps=maps)
+
+    def read_back(*args, **kwargs):
+        raise AssertionError("a loss read a tensor's value back to the host")
+
+    expected = losses()
+    with monkeypatch.context() as patch:
+        for name in ("item", "tolist", "cpu", "numpy", "min", "max", "aminmax", "any", "all", "__bool__", "__int__",
+                     "__float__", "__index__"):
+            patch.setattr(torch.Tensor, name, read_back)
+        got = losses()
+    assert all(torch.equal(got[t], expected[t]) for t in TERMS)
+    assert all(expected[t] > 0 for t in TERMS)  # every term computed, none an attached zero

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from seal.core.frame import Dataset, DatasetFormat
+from seal.data import get_format
 from seal.data.formats import FORMATS
 from seal.evaluation.metrics import (
     DEFAULT_CONVENTION,
@@ -129,17 +130,17 @@ def test_each_format_reports_its_benchmarks_convention() -> None:
     expected.update({"nuscenes": "absent-excluded", "nuscenes-c": "absent-excluded", "waymo": "absent-as-one"})
     assert {name: f.miou_convention for name, f in FORMATS.items()} == expected
     assert DatasetFormat.miou_convention == DEFAULT_CONVENTION
-    assert all(f.miou_convention in MIOU_CONVENTIONS for f in FORMATS.values())
+    assert all(f.miou_convention in MIOU_CONVENTIONS for _, f in FORMATS.items())
 
 
 def test_evaluation_scores_by_the_datasets_format() -> None:
-    from seal.engine.evaluate import miou_convention
+    from seal.engine.frame_loop import miou_convention
 
     def dataset(fmt):
         return Dataset(root=None, kind="x", sequences=[], label_map=None, format=fmt)
 
-    assert miou_convention(dataset(FORMATS["semantickitti"])) == "absent-as-zero"
-    assert miou_convention(dataset(FORMATS["nuscenes"])) == "absent-excluded"
+    assert miou_convention(dataset(get_format("semantickitti"))) == "absent-as-zero"
+    assert miou_convention(dataset(get_format("nuscenes"))) == "absent-excluded"
     assert miou_convention(dataset(None)) == DEFAULT_CONVENTION
 
 
@@ -176,7 +177,7 @@ def test_results_files_carry_both_numbers(tmp_path, convention) -> None:
 def test_robustness_rows_by_either_convention_and_rendering(capsys) -> None:
     from rich.console import Console
 
-    from seal.engine.robustness import render_robustness
+    from seal.engine.evaluation import render_robustness
 
     results = {"fog": [0.5, 0.4, 0.3]}
     other = {"fog": [0.6, 0.5, 0.4]}

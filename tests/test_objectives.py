@@ -5,7 +5,9 @@ loop-based references (values and gradients, float64), attached zeros for switch
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -15,10 +17,12 @@ import torch.nn.functional as F
 import seal.cli.commands  # noqa: F401 - registers the commands
 from seal.cli.main import main
 from seal.cli.registry import REGISTRY, build_config
-from seal.core.batch import PairBatch
-from seal.core.config import LossConfig
+from seal.core.batch import PairBatch, check_index
+from seal.core.config import LossConfig, SuperpixelConfig
+from seal.core.errors import ConfigError
 from seal.losses.distill import seal_loss
 from seal.losses.family import TERMS, distillation_loss, ppkt_loss, scalr_loss, teacher_features_at
+from seal.losses.objectives import OBJECTIVES, Objective
 
 TAU = 0.07
 ATOL = 1e-5
@@ -150,8 +154,8 @@ def test_bad_inputs_are_errors() -> None:
     pf, xf = _unit(5, 4), _unit(12, 4)
     with pytest.raises(ValueError, match="equal length"):
         ppkt_loss(pf, torch.arange(3), xf, torch.arange(4))
-    with pytest.raises(ValueError, match="pair_pixel indexes outside"):
-        ppkt_loss(pf, torch.arange(3), xf, torch.tensor([0, 1, 12]))
+    with pytest.raises(ValueError, match="pair_pixel indexes outside"):  # checked at collation, not in the loss
+        check_index("pair_pixel", torch.tensor([0, 1, 12]), xf.shape[0])
     with pytest.raises(ValueError, match="channels"):
         ppkt_loss(pf, torch.arange(3), _unit(12, 5), torch.arange(3))
     with pytest.raises(ValueError, match="width"):
@@ -254,6 +258,35 @@ def test_objective_files_set_the_weights_and_compose_with_presets_and_overrides(
     assert "use --objective ppkt" in capsys.readouterr().err
 
 
+def test_the_registered_objectives_are_config_layers_with_their_sources() -> None:
+    assert OBJECTIVES.names() == ("ppkt", "scalr", "seal", "slidr")
+    loss_keys = {f.name for f in dataclasses.fields(LossConfig)}
+    superpixel_keys = {f.name for f in dataclasses.fields(SuperpixelConfig)}
+    for name, objective in OBJECTIVES.items():
+        assert isinstance(objective, Objective) and objective.title and OBJECTIVES.source(name) == "seal"
+        assert re.search(r"\b(19|20)\d\d\b", objective.source), name  # a paper (and year) for every objective
+        layer = objective.layer()
+        assert set(layer) <= {"loss", "superpixels"} and set(layer["loss"]) <= loss_keys
+        assert set(TERMS[1:]) <= set(layer["loss"])  # every term's weight is set: objectives never mix by accident
+        assert set(layer.get("superpixels", {})) <= superpixel_keys
+        layer["loss"]["vfm"] = 123.0
+        assert objective.layer()["loss"]["vfm"] != 123.0  # a fresh copy each time
+    assert OBJECTIVES.get("slidr").layer()["superpixels"] == {"method": "slic"}
+    assert "valeoai/SLidR" in OBJECTIVES.get("ppkt").source and "valeoai/ScaLR" in OBJECTIVES.get("scalr").source
+
+
+def test_load_config_takes_dict_layers_and_unknown_objectives_list_the_names() -> None:
+    from seal.core.schemas import PretrainSchema
+    from seal.core.settings import load_config
+
+    cfg = load_config(PretrainSchema, [{"loss": {"vfm": 0.5}}, {"loss": {"tmp": 0.25}}], ["loss.p2s=0"])
+    assert (cfg.loss.vfm, cfg.loss.tmp, cfg.loss.p2s) == (0.5, 0.25, 0)
+    with pytest.raises(ConfigError, match="a dict layer"):
+        load_config(PretrainSchema, [{"loss": {"nope": 1.0}}])
+    with pytest.raises(ConfigError, match="unknown pretraining objective; choose one of ppkt, scalr, seal, slidr"):
+        build_config(REGISTRY["pretrain"], "tiny", {}, [], "nope")
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # On real collated batches and through `seal pretrain`
 # ----------------------------------------------------------------------------------------------------------------
@@ -284,10 +317,10 @@ def test_collated_pair_pixel_indexes_the_pairings_pixel(tiny_data) -> None:
     expected = []  # image * H * W + row * W + col, sample by sample
     image_offset = 0
     for s in items:
-        for i in range(s["images"].shape[0]):
-            sel = s["pair_image"] == i
-            expected += ((image_offset + i) * height * width + s["pair_row"][sel] * width + s["pair_col"][sel]).tolist()
-        image_offset += s["images"].shape[0]
+        for i in range(s.images.shape[0]):
+            sel = s.pair_image == i
+            expected += ((image_offset + i) * height * width + s.pair_row[sel] * width + s.pair_col[sel]).tolist()
+        image_offset += s.images.shape[0]
     assert batch.pair_pixel.tolist() == expected
 
 

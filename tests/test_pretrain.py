@@ -1,5 +1,5 @@
 """Seal pretraining end to end on a tiny synthetic set: loss falls, the teacher never moves, resume is exact,
-and a 2-process torchrun run matches one process with gradient accumulation."""
+and a 2-process torchrun run matches one process with gradient accumulation; collation checks every index."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
+from seal.core.batch import PairFrame, PairSample
 from seal.core.schemas import PretrainSchema as PretrainConfig
 from seal.core.settings import load_config
 from seal.engine.pretrain import pretrain
@@ -124,3 +126,110 @@ def test_two_process_torchrun_matches_one_process(tiny_data, tmp_path):
         assert two[term] == pytest.approx(one[term], rel=1e-5, abs=1e-6), term
     a, b = _params(single), _params(ddp)
     assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Collation checks every index on the CPU (the losses trust a collated batch)
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def _sample(name: str, seed: int) -> PairSample:
+    """A small valid pair sample: 2 crops of 4 x 6 pixels, 10 pairings, frames of 6 and 5 voxels."""
+    rng = np.random.default_rng(seed)
+
+    def frame(voxels: int, points: int) -> PairFrame:
+        inverse = np.concatenate([np.arange(voxels), rng.integers(0, voxels, points - voxels)])
+        return PairFrame(coords=rng.integers(0, 9, (voxels, 3)).astype(np.int32),
+                         feats=rng.random((voxels, 1), dtype=np.float32), inverse=inverse.astype(np.int64),
+                         segments=rng.integers(-1, 4, points))
+
+    crops, height, width, pairs = 2, 4, 6, 10
+    return PairSample(id=name, frame_t=frame(6, 10), frame_n=frame(5, 9),
+                      images=rng.random((crops, 3, height, width), dtype=np.float32),
+                      superpixels=rng.integers(0, 5, (crops, height, width)), pair_voxel=rng.integers(0, 6, pairs),
+                      pair_image=rng.integers(0, crops, pairs), pair_row=rng.integers(0, height, pairs),
+                      pair_col=rng.integers(0, width, pairs))
+
+
+def _set(field: str, index: int | tuple, value: int):
+    def spoil(sample: PairSample) -> None:
+        owner, name = (getattr(sample, field.split(".")[0]), field.split(".")[1]) if "." in field else (sample, field)
+        getattr(owner, name)[index] = value
+    return spoil
+
+
+def _shorten(sample: PairSample) -> None:
+    sample.frame_n.segments = sample.frame_n.segments[:-1]
+
+
+@pytest.mark.parametrize("spoil, message", [
+    (_set("pair_voxel", 3, 6), r"pair_voxel indexes outside \[0, 6\): its values span \[\d, 6\]"),
+    (_set("pair_voxel", 0, -1), r"pair_voxel indexes outside \[0, 6\): its values span \[-1, \d\]"),
+    (_set("pair_image", 0, 2), r"pair_image indexes outside \[0, 2\)"),
+    (_set("pair_row", 0, 4), r"pair_row indexes outside \[0, 4\)"),
+    (_set("pair_col", 0, -1), r"pair_col indexes outside \[0, 6\)"),
+    (_set("superpixels", (1, 2, 3), 1 << 16), r"superpixels holds superpixel ids outside \[0, 65536\)"),
+    (_set("frame_t.inverse", 9, 6), r"frame_t.inverse indexes outside \[0, 6\)"),
+    (_set("frame_n.segments", 0, -2), r"frame_n.segments holds superpoint ids outside \[-1, inf\)"),
+    (_shorten, r"frame_n.inverse / segments must have one row each, got 9 / 8"),
+], ids=["pairing-voxel-high", "pairing-voxel-negative", "pairing-image", "pairing-row", "pairing-col",
+        "superpixel-id", "inverse-map", "superpoint-id", "superpoint-count"])
+def test_collation_rejects_an_out_of_range_index(spoil, message) -> None:
+    from seal.core.errors import DataError
+    from seal.samples.pairs import collate_pairs
+
+    good, bad = _sample("seq/good", 0), _sample("seq/bad", 1)
+    collate_pairs([good, bad])
+    spoil(bad)
+    with pytest.raises(DataError, match=f"^sample seq/bad: {message}"):
+        collate_pairs([good, bad])
+
+
+def test_a_collated_batch_is_checked_and_trusted_by_the_losses() -> None:
+    """`PairBatch.check` (which collation calls) names the field of a batch built elsewhere; samples pickle (they
+    leave the loader's worker processes) and collate to the same batch."""
+    import dataclasses
+    import pickle
+
+    from seal.samples.pairs import collate_pairs
+
+    samples = [_sample("a", 2), _sample("b", 3)]
+    batch = collate_pairs(samples)
+    batch.check()
+    again = collate_pairs(pickle.loads(pickle.dumps(samples)))
+    assert all(torch.equal(getattr(batch, f.name), getattr(again, f.name)) for f in dataclasses.fields(batch)
+               if isinstance(getattr(batch, f.name), torch.Tensor))
+    voxels, pixels = batch.coords.shape[0], batch.pixel_superpixel.numel()
+    for name, value, message in (("pair_pixel", pixels, rf"pair_pixel indexes outside \[0, {pixels}\)"),
+                                 ("point_voxel_n", voxels, rf"point_voxel_n indexes outside \[0, {voxels}\)"),
+                                 ("pair_voxel", -1, r"pair_voxel indexes outside")):
+        spoilt = getattr(batch, name).clone()
+        spoilt[0] = value
+        with pytest.raises(ValueError, match=rf"PairBatch of \['a', 'b'\]: {message}"):
+            dataclasses.replace(batch, **{name: spoilt}).check()
+    with pytest.raises(ValueError, match="point_voxel_t / segments_t must have one row each"):
+        dataclasses.replace(batch, segments_t=batch.segments_t[1:]).check()
+
+
+def test_a_bad_sample_stops_a_loader_worker_with_one_line() -> None:
+    from seal.core.errors import SealError
+    from seal.engine.loading import make_loader
+    from seal.samples.pairs import collate_pairs
+
+    samples = [_sample("seq/0", 4), _sample("seq/1", 5)]
+    samples[1].pair_row[0] = 99
+    load = make_loader(samples, collate_pairs, num_workers=1, device=torch.device("cpu"))
+    with pytest.raises(SealError) as err:
+        list(load([[0, 1]]))
+    assert str(err.value).startswith("sample seq/1: pair_row indexes outside [0, 4)") and "\n" not in str(err.value)
+
+
+def test_collate_frames_checks_each_frame() -> None:
+    from seal.core.batch import FrameSample
+    from seal.core.errors import DataError
+    from seal.samples.frames import collate_frames
+
+    frame = FrameSample(coords=np.zeros((3, 3), np.int32), feats=np.zeros((3, 1), np.float32),
+                        inverse=np.array([0, 1, 2, 3]), labels=np.ones(4, np.int64), id="seq/7")
+    with pytest.raises(DataError, match=r"^frame seq/7: inverse indexes outside \[0, 3\): its values span \[0, 3\]"):
+        collate_frames([frame])

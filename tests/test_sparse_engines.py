@@ -1,4 +1,5 @@
-"""Sparse-engine selection on a CPU machine, and a backbone state-dict layout that depends on the config alone.
+"""Sparse-engine selection on a CPU machine, a backbone state-dict layout that depends on the config alone, and the
+registries of engines and 3D backbones.
 
 (The CUDA side, spconv-triton on a GPU against spconv on the CPU, is tests/test_cuda.py.)
 """
@@ -9,8 +10,9 @@ import pytest
 import torch
 
 from seal.core.config import BackboneConfig
-from seal.core.errors import ConfigError, SealError
+from seal.core.errors import ConfigError, DataError, SealError
 from seal.models import sparse
+from seal.models.backbones import BACKBONES, BackboneSpec, build_backbone
 from seal.models.minkunet import MinkUNet
 
 TINY = BackboneConfig(stem_channels=16, planes=[16, 32, 48, 64, 48, 32, 32, 32], layers=[1] * 8)
@@ -29,7 +31,7 @@ def _restore_engine():
 @pytest.fixture
 def needs_spconv():
     if "spconv" not in sparse.installed_engines():
-        pytest.skip(f"spconv is not installed ({sparse.INSTALL['spconv']})")
+        pytest.skip(f"spconv is not installed ({sparse.ENGINES.get('spconv').install})")
 
 
 def test_engine_selection_on_a_cpu(needs_spconv):
@@ -113,3 +115,73 @@ def test_both_engines_build_the_same_state_dict_layout(needs_spconv, config):
     assert type(triton.stem[0]).__module__.startswith("spconv_triton")
     assert _layout(reference) == _layout(triton)
     triton.load_state_dict(reference.state_dict())  # strict: every name and shape fits
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The engine and backbone registries
+# ----------------------------------------------------------------------------------------------------------------
+
+
+def test_the_engines_are_registered_specs():
+    assert sparse.ENGINES.names() == ("spconv", "spconv-triton")
+    assert sparse.ENGINES.choices() == ("auto", "spconv", "spconv-triton")
+    cpu, triton = sparse.ENGINES.get("spconv"), sparse.ENGINES.get("spconv-triton")
+    assert (cpu.module, cpu.gpu_only) == ("spconv", False) and cpu.api().__name__ == "spconv.pytorch"
+    assert (triton.module, triton.gpu_only) == ("spconv_triton", True)
+    assert "seal[cpu]" in cpu.install and "seal[gpu]" in triton.install
+    assert sparse.installed_engines() == [n for n in sparse.ENGINES.names() if sparse.ENGINES.get(n).installed()]
+    with pytest.raises(ConfigError) as err:
+        sparse.select_engine("minkowski", "cpu")
+    assert str(err.value) == ("model.engine='minkowski': unknown sparse engine; choose one of auto, spconv, "
+                              "spconv-triton")
+
+
+def test_auto_takes_a_gpu_only_engine_on_a_gpu_only(needs_spconv):
+    pytest.importorskip("spconv_triton")
+    assert sparse.select_engine("auto", "cuda") == "spconv-triton"  # selecting needs no GPU; running would
+    assert sparse.select_engine("auto", "cpu") == "spconv"
+
+
+def test_a_registered_engine_that_is_not_installed_gives_its_install_hint(monkeypatch):
+    monkeypatch.setattr(sparse.ENGINES, "_entries", dict(sparse.ENGINES._entries))
+    sparse.ENGINES.register("fake", sparse.EngineSpec("seal_no_such_engine", "seal_no_such_engine.pytorch",
+                                                      "pip install seal-fake-engine"))
+    assert "fake" not in sparse.installed_engines() and "fake" in sparse.ENGINES.choices()
+    with pytest.raises(SealError, match="pip install seal-fake-engine"):
+        sparse.select_engine("fake", "cpu")
+
+
+def test_minkunet_is_the_registered_backbone(needs_spconv):
+    sparse.select_engine("spconv", "cpu")
+    assert BACKBONES.names() == ("minkunet",) and BackboneConfig().name == "minkunet"
+    spec = BACKBONES.get("minkunet")
+    assert isinstance(spec, BackboneSpec) and spec.network is MinkUNet and spec.title
+    torch.manual_seed(0)
+    built = build_backbone(TINY)
+    torch.manual_seed(0)
+    direct = MinkUNet(TINY)
+    assert type(built) is MinkUNet and built.out_channels == TINY.planes[-1]
+    assert all(torch.equal(a, b) for a, b in zip(built.state_dict().values(), direct.state_dict().values(),
+                                                 strict=True))  # the same numbers as before the registry
+    assert built.describe() == f"MinkUNet planes {TINY.planes}"
+    with pytest.raises(ConfigError, match="model.backbone.name='waffleiron': unknown 3D backbone; choose one of "
+                                          "minkunet"):
+        build_backbone(BackboneConfig(name="waffleiron"))
+
+
+def test_exported_files_without_a_backbone_name_load_as_minkunet(needs_spconv, tmp_path):
+    from seal.core.checkpoint import load_checkpoint, save_checkpoint
+    from seal.models.export import export_backbone, load_backbone
+
+    sparse.select_engine("spconv", "cpu")
+    torch.manual_seed(0)
+    backbone = build_backbone(TINY)
+    payload = load_checkpoint(export_backbone(tmp_path / "new.pt", backbone, {"size": 0.1}))
+    assert payload["backbone_config"]["name"] == "minkunet"
+    old = {**payload, "backbone_config": {k: v for k, v in payload["backbone_config"].items() if k != "name"}}
+    loaded, meta = load_backbone(save_checkpoint(tmp_path / "old.pt", old))
+    assert type(loaded) is MinkUNet and loaded.config == TINY and meta["voxel"] == {"size": 0.1}
+    assert all(torch.equal(v, backbone.state_dict()[k]) for k, v in loaded.state_dict().items())
+    other = {**payload, "backbone_config": {**payload["backbone_config"], "name": "waffleiron"}}
+    with pytest.raises(DataError, match="other.pt.*waffleiron"):
+        load_backbone(save_checkpoint(tmp_path / "other.pt", other))

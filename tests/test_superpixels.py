@@ -1,4 +1,4 @@
-"""Superpixel id rules (SPEC section 3) and the cached, resumable, shardable stage."""
+"""Superpixel id rules (docs/METHOD.md §3) and the cached, resumable, shardable stage."""
 
 from __future__ import annotations
 

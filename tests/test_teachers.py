@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from dataclasses import dataclass
 
 import pytest
 import torch
@@ -11,10 +12,12 @@ from torch import nn
 
 from seal.core.errors import ConfigError, SealError
 from seal.models.teachers import (
+    TEACHERS,
     FrozenImageBackbone,
     ImageHead,
     ImageTeacher,
     RandomTeacherWarning,
+    TeacherSpec,
     build_image_backbone,
 )
 
@@ -197,3 +200,89 @@ def test_image_head_upsamples_and_normalises() -> None:
     out = head(torch.randn(2, 32, 4, 6), (64, 96))
     assert out.shape == (2, 64, 64, 96)
     torch.testing.assert_close(out.norm(dim=1), torch.ones(2, 64, 96), atol=1e-5, rtol=0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The registry: every built-in name builds as its spec says; a new family is one TeacherSpec
+# ----------------------------------------------------------------------------------------------------------------
+
+BUILT_IN = ("resnet101", "resnet50", "vit_base_patch14_dinov2", "vit_base_patch14_reg4_dinov2", "vit_base_patch16",
+            "vit_large_patch14_dinov2", "vit_large_patch14_reg4_dinov2", "vit_small_patch14_dinov2",
+            "vit_small_patch14_reg4_dinov2", "vit_small_patch16")
+
+
+def test_the_registry_holds_the_built_in_teachers() -> None:
+    assert TEACHERS.names()[:len(BUILT_IN)] == BUILT_IN
+    for name in BUILT_IN:
+        spec = TEACHERS.get(name)
+        assert isinstance(spec, TeacherSpec) and TEACHERS.source(name) == "seal"
+        assert spec.family in ("resnet", "vit") and spec.source and spec.formats
+        assert (spec.stride, spec.width) == ((4, 2048) if spec.family == "resnet" else
+                                             (16 if "patch16" in name else 14,
+                                              {"small": 384, "base": 768, "large": 1024}[name.split("_")[1]]))
+
+
+@pytest.mark.parametrize("name", [n for n in BUILT_IN if n.startswith("vit_")])
+def test_every_vit_teacher_builds_with_its_stride(name) -> None:
+    spec = TEACHERS.get(name)
+    vit = random_backbone(name, img_size=56, **TINY_VIT)
+    assert (vit.kind, vit.stride, vit.out_channels, vit.spec) == ("vit", spec.stride, 64, spec)
+    assert vit.net.num_prefix_tokens == (5 if "reg4" in name else 1)
+    assert vit(images(1, 30, 44)).shape == (1, 64, -(-30 // spec.stride), -(-44 // spec.stride))
+
+
+@pytest.mark.parametrize("name", ["resnet101", "vit_small_patch16", "vit_small_patch14_reg4_dinov2"])
+def test_the_published_size_has_the_spec_width(name) -> None:
+    assert random_backbone(name).out_channels == TEACHERS.get(name).width
+
+
+def test_an_unknown_name_is_one_line_listing_the_teachers() -> None:
+    with pytest.raises(ConfigError) as err:
+        build_image_backbone("vit_tiny_patch16_224", None)
+    message = str(err.value)
+    assert "\n" not in message and message.startswith("teacher.backbone='vit_tiny_patch16_224'")
+    assert all(name in message for name in BUILT_IN) and "seal.teachers" in message
+
+
+@dataclass(frozen=True)
+class ToyTeacher(TeacherSpec):
+    """A plugin's family: one strided convolution, its own normalisation and weight-file format."""
+
+    def create(self, model_kwargs):
+        return nn.Conv2d(3, model_kwargs.get("width", self.width), self.stride, stride=self.stride), \
+            model_kwargs.get("width", self.width), self.stride
+
+    def convert(self, state_dict, net):
+        return {k.removeprefix("toy."): v for k, v in state_dict.items()}, "toy"
+
+    def features(self, net, images, size):
+        return net(images)
+
+
+TOY = ToyTeacher("toy", "conv", 4, 8, ("toy",), "a test", mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+
+
+@pytest.fixture
+def toy_registered(monkeypatch):
+    monkeypatch.setattr(TEACHERS, "_entries", dict(TEACHERS._entries))
+    TEACHERS.register("toy_conv", TOY)
+    return TOY
+
+
+def test_a_new_family_is_one_teacher_spec(toy_registered, tmp_path) -> None:
+    assert "toy_conv" in TEACHERS.names()
+    random = random_backbone("toy_conv", width=6)
+    assert (random.kind, random.stride, random.out_channels) == ("toy", 4, 6)
+    x = images(1, 32, 48)
+    torch.testing.assert_close(random(x), random.net((x - 0.5) / 0.25))  # the spec's normalisation
+    torch.save({f"toy.{k}": v for k, v in random.net.state_dict().items()}, tmp_path / "toy.pth")
+    loaded = build_image_backbone("toy_conv", tmp_path / "toy.pth", width=6)
+    assert loaded.pretrained and loaded.weights_format == "toy" and "toy weights" in loaded.description
+    assert torch.equal(loaded(x), random(x)) and not any(p.requires_grad for p in loaded.parameters())
+
+
+def test_a_registered_object_without_build_is_refused(monkeypatch) -> None:
+    monkeypatch.setattr(TEACHERS, "_entries", dict(TEACHERS._entries))
+    TEACHERS.register("not_a_spec", object())
+    with pytest.raises(ConfigError, match="not a TeacherSpec"):
+        build_image_backbone("not_a_spec", None)

@@ -18,11 +18,9 @@ from seal.core.schemas import (
     SuperpointsSchema,
     SynthSchema,
 )
-from seal.data.formats import FORMATS
 
 DATA = Option(("path",), "data.path", help="dataset folder (SemanticKITTI, nuScenes or KITTI object layout)")
-KIND = Option(("--kind",), "data.kind", choices=tuple(FORMATS),
-              help="dataset layout; detected from the folder when omitted")
+KIND = Option(("--kind",), "data.kind", help="dataset format (`seal datasets`); detected from the folder when omitted")
 STAGE = [Option(("--shard",), "stage.shard"), Option(("--cache",), "cache.root"),
          Option(("--fail-fast",), "stage.fail_fast"), Option(("--no-progress",), "stage.progress", const=False)]
 
@@ -123,14 +121,14 @@ def _downstream(mode: str):
 
 
 def run_evaluate(cfg: EvaluateSchema) -> int:
-    from seal.engine.robustness import run_evaluate as evaluate
+    from seal.engine.evaluation import run_evaluate as evaluate
 
     evaluate(cfg)
     return 0
 
 
 def run_corrupt(cfg: CorruptSchema) -> int:
-    from seal.data.corruptions import corrupt_dataset
+    from seal.robustness import corrupt_dataset
 
     c = cfg.corrupt
     if not c.out or not c.corruption:
@@ -199,15 +197,16 @@ for _mode, _text in (("probe", "linear probing: a frozen backbone (BatchNorm in 
                      families=("downstream", "pretrain")))
 register(Command("evaluate", "per-class IoU / mIoU of a trained model, optionally under corruptions",
                  "Full-resolution predictions (voxel predictions mapped back to every point), one confusion matrix "
-                 "over the split, per-class IoU and mIoU (console, CSV, JSON). --robustness runs all 8 corruptions "
-                 "x 3 severities and reports mCE and mRR.", EvaluateSchema, run_evaluate,
+                 "over the split, per-class IoU and mIoU (console, CSV, JSON). --robustness runs every registered "
+                 "corruption x 3 severities and reports mCE and mRR.", EvaluateSchema, run_evaluate,
                  [Option(("checkpoint",), "evaluate.checkpoint"), DATA, KIND, Option(("--split",), "evaluate.split"),
                   Option(("--robustness",), "evaluate.robustness"), Option(("--baseline",), "evaluate.baseline"),
                   Option(("--save-predictions",), "evaluate.save_predictions"), Option(("--out",), "evaluate.out")],
                  families=("downstream", "pretrain")))
 register(Command("corrupt", "write a corrupted copy of a dataset (Robo3D corruptions)",
-                 "Apply one of the eight Robo3D corruptions at one severity and write the result in the SemanticKITTI "
-                 "layout (with its label map), so every seal command reads it. Created points are labelled ignore.",
+                 "Apply one Robo3D corruption (or a plugin's) at one severity and write the result in the "
+                 "SemanticKITTI layout (with its label map), so every seal command reads it. Created points are "
+                 "labelled ignore.",
                  CorruptSchema, run_corrupt,
                  [DATA, KIND, Option(("--corruption",), "corrupt.corruption"),
                   Option(("--severity",), "corrupt.severity"), Option(("--out",), "corrupt.out"),

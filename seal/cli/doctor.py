@@ -47,12 +47,18 @@ def _torch_rows() -> tuple[list[tuple[str, str, str]], bool]:
 def _engine_rows(cfg: PretrainSchema) -> tuple[list[tuple[str, str, str]], bool]:
     import torch
 
-    from seal.models.sparse import INSTALL, select_engine
+    from seal.models.sparse import ENGINES, select_engine
 
     device = "cuda" if torch.cuda.is_available() and cfg.train.device != "cpu" else "cpu"
-    rows = [("spconv", OK if _version("spconv") else WARN, _version("spconv") or "not installed"),
-            ("spconv-triton", OK if _version("spconv-triton") else WARN, _version("spconv-triton") or "not installed"),
-            ("triton", OK if _version("triton") else WARN, _version("triton") or "not installed")]
+    rows = []
+    for name in ENGINES.names():  # the registered engines (plugins included), installed or not
+        try:
+            version = ENGINES.get(name).version()
+        except Exception as err:  # a plugin that does not load is a finding, not a crash
+            rows.append((name, FAIL, str(err).splitlines()[0]))
+            continue
+        rows.append((name, OK if version else WARN, version or "not installed"))
+    rows.append(("triton", OK if _version("triton") else WARN, _version("triton") or "not installed"))
     try:
         engine = select_engine(cfg.model.engine, device)
         from seal.models.sparse import spconv
@@ -61,7 +67,7 @@ def _engine_rows(cfg: PretrainSchema) -> tuple[list[tuple[str, str, str]], bool]
         rows.append(("sparse engine", OK, f"{engine} on {device} (model.engine={cfg.model.engine})"))
         return rows, True
     except Exception as err:  # any import failure of a compiled extension is a finding, not a crash
-        hint = INSTALL.get(cfg.model.engine, INSTALL["spconv"])
+        hint = ENGINES.get(cfg.model.engine if cfg.model.engine in ENGINES else "spconv").install
         rows.append(("sparse engine", FAIL, f"{str(err).splitlines()[0]} ({hint})"))
         return rows, False
 

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from seal.cli.components import registry_of
 from seal.core.config import FRACTIONS
 from seal.core.errors import ConfigError
-from seal.core.settings import field_comments, load_config, objective_names, resolve_objective, resolve_preset
+from seal.core.registry import REGISTRY as CHOSEN_FROM_REGISTRY
+from seal.core.settings import field_comments, load_config, resolve_preset
+from seal.losses.objectives import OBJECTIVES
 
 
 @dataclass
@@ -41,7 +44,7 @@ class Command:
     run: Callable[[Any], int]
     options: list[Option] = field(default_factory=list)
     families: tuple[str, ...] = ("pretrain", "downstream")  # preset families, in the order they are looked up
-    objectives: bool = False  # takes --objective NAME: configs/objective_NAME.yaml layered after --config
+    objectives: bool = False  # takes --objective NAME: that objective's layer (seal.losses.objectives) after --config
 
     def defaults(self) -> Any:
         return self.schema()
@@ -75,7 +78,8 @@ def _add_option(parser: argparse.ArgumentParser, command: Command, option: Optio
     if option.flags[0].startswith("-"):
         kwargs["default"] = None
     rule = getattr(owner, "RULES", {}).get(f.name, "")
-    choices = option.choices or (tuple(rule.split("|")) if "|" in rule else None)
+    registry = registry_of(owner, f.name) if rule == CHOSEN_FROM_REGISTRY else None
+    choices = option.choices or (registry.choices() if registry else tuple(rule.split("|")) if "|" in rule else None)
     annotation = str(f.type)
     if option.const is not None or annotation == "bool":
         kwargs.update(action="store_const", const=True if option.const is None else option.const)
@@ -110,10 +114,10 @@ def add_command_parser(sub: argparse._SubParsersAction, name: str, command: Comm
 
 
 def add_objective_option(parser: argparse.ArgumentParser) -> None:
-    """``--objective NAME``: the loss weights (and superpixel method) of a packaged objective, over --config."""
-    parser.add_argument("--objective", choices=objective_names(),
-                        help="pretraining objective: a packaged seal/configs/objective_NAME.yaml (loss weights; "
-                             "slidr: SLIC superpixels) layered over --config, under key=value overrides")
+    """``--objective NAME``: the loss weights (and superpixel method) of a registered objective, over --config."""
+    parser.add_argument("--objective", choices=OBJECTIVES.names(),
+                        help="pretraining objective (seal.losses.objectives: its loss weights; slidr: SLIC "
+                             "superpixels) layered over --config, under key=value overrides")
 
 
 def option_values(args: argparse.Namespace, command: Command) -> dict[str, Any]:
@@ -132,10 +136,13 @@ def build_config(command: Command, config: str | None, values: dict[str, Any], o
 
     ``--resume auto`` resumes ``train.run_dir``, else the newest runs/COMMAND-* folder holding a checkpoint, and
     starts a fresh run when there is none, so a requeued job script needs no edit."""
+    from seal.cli.components import load_for
     from seal.engine.rundir import latest_run, run_dir_of
 
-    path = resolve_preset(config, command.families)
-    layers = [resolve_objective(objective)] if objective else []
+    load_for(command.schema)  # every registry this command chooses from, filled before validation
+
+    path = resolve_preset(config, command.families, OBJECTIVES.names())
+    layers = [OBJECTIVES.get(objective).layer()] if objective else []
     keys = [f"{k}={_quote(v)}" for k, v in values.items()] + list(overrides)
     resume = next((k.split("=", 1)[1].strip("'") for k in reversed(keys) if k.startswith("train.resume=")), None)
     keys = [k for k in keys if not k.startswith("train.resume=")]

@@ -11,11 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-CORRUPTIONS: tuple[str, ...] = ("fog", "wet_ground", "snow", "motion_blur", "beam_missing", "crosstalk",
-                                "incomplete_echo", "cross_sensor")
-SEVERITIES: tuple[str, ...] = ("light", "moderate", "heavy")
-SUPERPIXEL_METHODS: tuple[str, ...] = ("slic", "sam", "hf", "precomputed", "oracle")
-SPARSE_ENGINES: tuple[str, ...] = ("auto", "spconv", "spconv-triton")
+from seal.core.registry import REGISTRY
+
+SEVERITIES: tuple[str, ...] = ("light", "moderate", "heavy")  # Robo3D's three levels of every corruption
 FRACTIONS: tuple[int, ...] = (1, 5, 10, 25, 100)
 
 
@@ -24,16 +22,18 @@ class DataConfig:
     """Which dataset to read and how."""
 
     path: str = ""                 # dataset folder (the positional DATA argument)
-    kind: str | None = None        # dataset layout (see `seal.data.KINDS`); detected from the folder when null
+    kind: str | None = None        # dataset format (`seal datasets` lists them); detected from the folder when null
     label_map: str | None = None   # packaged label-map name or a YAML path (SemanticKITTI layout only)
     version: str | None = None     # nuScenes version folder, e.g. v1.0-trainval (default: the one present)
     sweeps: bool = False           # nuScenes: every LiDAR sweep instead of keyframes only
     sequences: list[str] | None = None  # keep only these sequences / scenes (e.g. pretrain on train only)
 
+    RULES: ClassVar[dict[str, str]] = {"kind": REGISTRY}  # seal.data.formats.FORMATS
+
 
 @dataclass
 class ProjectionConfig:
-    """Point -> pixel pairing (SPEC section 2)."""
+    """Point -> pixel pairing (docs/METHOD.md §2)."""
 
     min_depth: float = 1.0         # metres in front of a camera below which a point is not paired
 
@@ -42,7 +42,7 @@ class ProjectionConfig:
 
 @dataclass
 class VoxelConfig:
-    """Voxelisation of the 3D input (SPEC section 5); a pretrained backbone carries the one it was trained with."""
+    """Voxelisation of the 3D input (docs/METHOD.md §5); a pretrained backbone carries the one it was trained with."""
 
     size: float = 0.1              # voxel edge in metres (radial and height edge for cylindrical voxels)
     mode: str = "cylindrical"      # cylindrical | cartesian
@@ -60,7 +60,7 @@ class CacheConfig:
 
 @dataclass
 class SlicConfig:
-    """SLIC (scikit-image), the SLidR baseline; SPEC defaults."""
+    """SLIC (scikit-image), the SLidR baseline; the paper's defaults, docs/METHOD.md §3."""
 
     n_segments: int = 150          # target number of segments per image
     compactness: float = 6.0       # colour vs space trade-off (higher = squarer segments)
@@ -122,17 +122,18 @@ class OracleConfig:
 
 @dataclass
 class SuperpixelConfig:
-    """2D superpixels (SPEC section 3): one uint16 map per camera image, 0 = covered by no segment."""
+    """2D superpixels (docs/METHOD.md §3): one uint16 map per camera image, 0 = covered by no segment."""
 
-    method: str = "slic"           # slic | sam | hf | precomputed | oracle (synthetic data only)
+    method: str = "slic"           # superpixel method: slic, sam, hf, precomputed, oracle (synthetic data only), ...
     device: str = "cpu"            # where a VFM runs (cpu | cuda)
     slic: SlicConfig = field(default_factory=SlicConfig)  # options of method=slic
     sam: SamConfig = field(default_factory=SamConfig)  # options of method=sam
     hf: HuggingFaceConfig = field(default_factory=HuggingFaceConfig)  # options of method=hf
     precomputed: PrecomputedConfig = field(default_factory=PrecomputedConfig)  # options of method=precomputed
     oracle: OracleConfig = field(default_factory=OracleConfig)  # options of method=oracle
+    options: dict[str, Any] = field(default_factory=dict)  # options of a plugin method (its own keys)
 
-    RULES: ClassVar[dict[str, str]] = {"method": "|".join(SUPERPIXEL_METHODS)}
+    RULES: ClassVar[dict[str, str]] = {"method": REGISTRY}  # seal.superpixels.SUPERPIXELS
 
 
 @dataclass
@@ -152,7 +153,7 @@ class GroundConfig:
 
 @dataclass
 class SuperpointConfig:
-    """3D superpoints for the temporal terms (SPEC section 4)."""
+    """3D superpoints for the temporal terms (docs/METHOD.md §4)."""
 
     gap: int = 1                   # pair frame t with t+gap
     ground: GroundConfig = field(default_factory=GroundConfig)  # ground removal before clustering
@@ -171,8 +172,9 @@ class SuperpointConfig:
 
 @dataclass
 class BackboneConfig:
-    """Shape of the 3D backbone (MinkUNet; the default is Res16UNet34C)."""
+    """The 3D backbone and its shape (MinkUNet; the default is Res16UNet34C)."""
 
+    name: str = "minkunet"         # backbone family (seal.models.BACKBONES): minkunet
     in_channels: int = 1           # input features per voxel (intensity)
     stem_channels: int = 32        # width of the stem
     planes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 256, 128, 96, 96])  # widths of 8 stages
@@ -180,8 +182,8 @@ class BackboneConfig:
     stem_kernel: int = 3           # kernel of the stem convolutions
     bn_momentum: float = 0.02      # BatchNorm momentum
 
-    RULES: ClassVar[dict[str, str]] = {"in_channels": ">=1", "stem_channels": ">=1", "stem_kernel": ">=1",
-                                       "bn_momentum": "0..1"}
+    RULES: ClassVar[dict[str, str]] = {"name": REGISTRY, "in_channels": ">=1", "stem_channels": ">=1",
+                                       "stem_kernel": ">=1", "bn_momentum": "0..1"}
 
 
 @dataclass
@@ -193,24 +195,26 @@ class ModelConfig:
     engine: str = "auto"           # sparse engine: auto | spconv | spconv-triton
     pretrained: str | None = None  # downstream: backbone.pt of `seal pretrain` (null = random initialisation)
 
-    RULES: ClassVar[dict[str, str]] = {"proj_dim": ">=1", "engine": "|".join(SPARSE_ENGINES)}
+    RULES: ClassVar[dict[str, str]] = {"proj_dim": ">=1", "engine": REGISTRY}  # seal.models.sparse.ENGINES
 
 
 @dataclass
 class TeacherConfig:
     """The frozen 2D network G; ``weights`` is a local file (MoCo-v2, torchvision, DINO, DINOv2 formats)."""
 
-    backbone: str = "resnet50"     # resnet50 | resnet101 | vit_small_patch16 | vit_small_patch14_dinov2 | ...
+    backbone: str = "resnet50"     # 2D teacher (seal.models.TEACHERS): resnet50, vit_small_patch16, ...
     weights: str | None = None     # null = random init (said loudly; fine for tests, never for real runs)
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # timm options, e.g. a small ViT for CPU demos
+
+    RULES: ClassVar[dict[str, str]] = {"backbone": REGISTRY}
 
 
 @dataclass
 class LossConfig:
-    """Weights of L = vfm L_vfm + tmp L_tmp + p2s L_p2s + ppkt L_ppkt + scalr L_scalr (SPEC sections 6 and 11).
+    """Weights of L = vfm L_vfm + tmp L_tmp + p2s L_p2s + ppkt L_ppkt + scalr L_scalr (docs/METHOD.md §6 and §11).
 
     Seal is the default (vfm + tmp + p2s); `seal pretrain --objective ppkt|slidr|scalr|seal` sets these weights for
-    one of the neighbouring objectives (seal/configs/objective_*.yaml), and any other mix is a set of weights."""
+    one of the neighbouring objectives (seal.losses.objectives), and any other mix is a set of weights."""
 
     vfm: float = 1.0               # weight of L_vfm (points vs superpixels of the 2D teacher)
     tmp: float = 1.0               # weight of L_tmp (superpoints of frame t vs frame t+n)
@@ -228,7 +232,7 @@ class LossConfig:
 
 @dataclass
 class AugmentConfig:
-    """SPEC section 7 augmentations; crop sizes are (height, width)."""
+    """docs/METHOD.md §7 augmentations; crop sizes are (height, width)."""
 
     rotate: bool = True            # random rotation about z
     flip: bool = True              # random flips of x and y
@@ -245,7 +249,7 @@ class AugmentConfig:
 
 @dataclass
 class OptimConfig:
-    """SGD with a cosine schedule (SPEC section 7). Effective lr = lr * global_batch / lr_reference_batch.
+    """SGD with a cosine schedule (docs/METHOD.md §7). Effective lr = lr * global_batch / lr_reference_batch.
 
     The pretraining defaults are SLidR's (valeoai/SLidR config/slidr_minkunet.yaml: lr 0.5, batch_size 4 on
     num_gpus 1, i.e. a global batch of 4, sgd_momentum 0.9, sgd_dampening 0.1, weight_decay 0.0001,
@@ -267,7 +271,7 @@ class OptimConfig:
 
 @dataclass
 class DownstreamOptimConfig(OptimConfig):
-    """SPEC section 8, from SLidR's downstream configs (valeoai/SLidR): linear probe lr 0.05 on the classifier
+    """docs/METHOD.md §8, from SLidR's downstream configs (valeoai/SLidR): linear probe lr 0.05 on the classifier
     (its README: lr=0.05, lr_head=null, freeze_layers=True), 100 epochs, batch 16 (semseg_nuscenes.yaml);
     fine-tuning lr_head 2.0 and backbone lr 0.05 on SemanticKITTI (semseg_kitti.yaml, batch 10) but 0.02 on
     nuScenes (semseg_nuscenes.yaml: give optim.lr=0.02); SGD momentum 0.9, dampening 0.1, weight decay 1e-4,
@@ -386,13 +390,13 @@ class SynthOptions:
 class CorruptOptions:
     """`seal corrupt`: one Robo3D corruption at one severity."""
 
-    corruption: str | None = None  # fog | wet_ground | snow | motion_blur | beam_missing | crosstalk | ...
+    corruption: str | None = None  # Robo3D corruption: fog, wet_ground, snow, motion_blur, beam_missing, ...
     severity: str = "moderate"     # light | moderate | heavy
     out: str = ""                  # folder to write the corrupted dataset into
     seed: int = 0                  # random seed (same seed, same output)
     progress: bool = True          # show a progress bar
 
-    RULES: ClassVar[dict[str, str]] = {"corruption": "|".join(CORRUPTIONS), "severity": "|".join(SEVERITIES)}
+    RULES: ClassVar[dict[str, str]] = {"corruption": REGISTRY, "severity": "|".join(SEVERITIES)}
 
 
 @dataclass
@@ -401,7 +405,7 @@ class EvaluateOptions:
 
     checkpoint: str = ""           # model.pt of `seal probe` / `seal finetune`
     split: str = "val"             # val | all: the frames to evaluate
-    robustness: bool = False       # also evaluate under the 8 corruptions x 3 severities (mCE, mRR)
+    robustness: bool = False       # also evaluate under every corruption x 3 severities (mCE, mRR)
     baseline: str | None = None    # robustness baseline YAML (default: the one the dataset's format names)
     save_predictions: str | None = None  # folder for predictions in the dataset's own format
     out: str | None = None         # results folder (default: next to the checkpoint)

@@ -10,6 +10,7 @@ Conventions (the same for every dataset, so nothing downstream knows where a fra
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Callable, Iterator
 from collections.abc import Sequence as SequenceABC
 from dataclasses import dataclass, field
@@ -156,6 +157,8 @@ class DatasetFormat:
     # predictions: absent-as-zero | absent-excluded | absent-as-one (seal.evaluation.metrics.MIOU_CONVENTIONS)
     cameras: bool = True                # whether frames carry camera images
     poses: bool = True                  # whether sequences carry ego poses
+    detect_priority: int = 50           # `seal.data.detect_kind` tries lower first: layouts with a marker of
+    # their own (< 50) before a plugin's (the default) and before plain SemanticKITTI (80), KITTI object last (90)
 
     def detect(self, root: Path) -> bool:
         """Whether ``root`` holds this layout."""
@@ -213,17 +216,25 @@ class Dataset:
         for seq in self.sequences:
             yield from seq
 
+    @property
+    def sequence_starts(self) -> list[int]:
+        """The dataset-wide index of each sequence's first frame (frames are numbered sequence after sequence):
+        frame ``i`` of sequence ``s`` is frame ``sequence_starts[s] + i`` of the dataset."""
+        starts, start = [], 0
+        for seq in self.sequences:
+            starts.append(start)
+            start += len(seq)
+        return starts
+
     def locate(self, index: int) -> tuple[int, int]:
         """(sequence index, frame index within it) of the dataset-wide frame ``index``."""
         total = len(self)
         if not -total <= index < total:
             raise IndexError(f"{self.root}: the dataset has {total} frames, asked for frame {index}")
         index %= total
-        for s, seq in enumerate(self.sequences):
-            if index < len(seq):
-                return s, index
-            index -= len(seq)
-        raise AssertionError("unreachable")
+        starts = self.sequence_starts
+        s = bisect_right(starts, index) - 1  # the last sequence starting at or before it (empty ones skipped)
+        return s, index - starts[s]
 
     @property
     def has_labels(self) -> bool:

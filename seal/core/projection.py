@@ -1,4 +1,4 @@
-"""Point -> pixel pairings (SPEC section 2): every point into every camera, kept when in front and in image."""
+"""Point -> pixel pairings (docs/METHOD.md §2): every point into every camera, kept when in front and in image."""
 
 from __future__ import annotations
 

@@ -1,10 +1,10 @@
 """Configuration files, presets and overrides -> a validated schema instance; and the listing `seal config` prints.
 
 Every command builds its config the same way: schema defaults, then the YAML file or packaged preset (and, for
-`seal pretrain`, a packaged objective: ``--objective ppkt`` layers ``configs/objective_ppkt.yaml``), then
-``key=value`` overrides. Sections of a file that the command does not read are left out (a pretraining
-config gives `seal superpixels` its data/superpixels keys); unknown keys, ill-typed and out-of-range values
-are one-line errors that name the key.
+`seal pretrain`, an objective: ``--objective ppkt`` layers PPKT's loss weights, a dict the command line takes
+from `seal.losses.objectives`), then ``key=value`` overrides. Sections of a file that the command does not read
+are left out (a pretraining config gives `seal superpixels` its data/superpixels keys); unknown keys, ill-typed
+and out-of-range values are one-line errors that name the key.
 """
 
 from __future__ import annotations
@@ -13,15 +13,16 @@ import ast
 import dataclasses
 import functools
 import inspect
+from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 from seal.core.errors import ConfigError
+from seal.core.registry import REGISTRY, registry_for
 
 T = TypeVar("T")
 PRESET_FOLDER = "configs"
-OBJECTIVE_FAMILY = "objective"  # configs/objective_NAME.yaml: loss weights (+ superpixels) of one objective
 
 
 def preset_names() -> dict[str, list[str]]:
@@ -34,8 +35,10 @@ def preset_names() -> dict[str, list[str]]:
     return out
 
 
-def resolve_preset(value: str | Path | None, families: tuple[str, ...]) -> Path | None:
-    """``--config``: a YAML path, or a packaged preset name looked up in ``families`` in order."""
+def resolve_preset(value: str | Path | None, families: tuple[str, ...], objectives: Iterable[str] = ()
+                   ) -> Path | None:
+    """``--config``: a YAML path, or a packaged preset name looked up in ``families`` in order (naming one of
+    ``objectives`` instead is an error that says to use ``--objective``)."""
     if value is None:
         return None
     path = Path(value)
@@ -45,25 +48,12 @@ def resolve_preset(value: str | Path | None, families: tuple[str, ...]) -> Path 
         candidate = resources.files("seal").joinpath(PRESET_FOLDER, f"{family}_{path}.yaml")
         if candidate.is_file():
             return Path(str(candidate))
-    if str(value) in objective_names():
+    if str(value) in tuple(objectives):
         raise ConfigError(f"--config {value}: {value} is an objective, not a preset: use --objective {value} "
                           "(with --config tiny|nuscenes|... for the rest)")
-    known = ", ".join(f"{f}: {' '.join(n)}" for f, n in preset_names().items() if f != OBJECTIVE_FAMILY)
+    known = ", ".join(f"{f}: {' '.join(n)}" for f, n in preset_names().items())
     raise ConfigError(f"--config {value}: no such file, and no packaged preset of that name for this command "
                       f"(presets: {known})")
-
-
-def objective_names() -> list[str]:
-    """The packaged objectives (``--objective NAME``): ppkt, scalr, seal, slidr."""
-    return preset_names().get(OBJECTIVE_FAMILY, [])
-
-
-def resolve_objective(name: str) -> Path:
-    """``--objective NAME``: the packaged ``configs/objective_NAME.yaml``."""
-    candidate = resources.files("seal").joinpath(PRESET_FOLDER, f"{OBJECTIVE_FAMILY}_{name}.yaml")
-    if not candidate.is_file():
-        raise ConfigError(f"--objective {name}: no such objective (objectives: {', '.join(objective_names())})")
-    return Path(str(candidate))
 
 
 def _section_keys() -> set[str]:
@@ -72,24 +62,28 @@ def _section_keys() -> set[str]:
     return {f.name for schema in SCHEMAS for f in dataclasses.fields(schema)}
 
 
-def load_config(schema: type[T], path: str | Path | list[str | Path] | None = None,
+def load_config(schema: type[T], path: str | Path | list[str | Path | dict] | None = None,
                 overrides: list[str] | tuple[str, ...] = ()) -> T:
-    """Schema defaults <- YAML file(s), in order (sections this schema lacks dropped) <- ``key=value`` overrides,
-    validated."""
+    """Schema defaults <- YAML file(s) and plain dict layers (an objective's), in order (sections this schema lacks
+    dropped) <- ``key=value`` overrides, validated."""
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     base = OmegaConf.structured(schema)
     own = {f.name for f in dataclasses.fields(schema)}  # type: ignore[arg-type]
     layers: list[Any] = []
-    paths = [Path(p) for p in (path if isinstance(path, list) else [path] if path is not None else [])]
+    paths = [p if isinstance(p, dict) else Path(p)
+             for p in (path if isinstance(path, list) else [path] if path is not None else [])]
     for file in paths:
-        if not file.is_file():
+        if isinstance(file, dict):
+            loaded = OmegaConf.create(file)
+        elif not file.is_file():
             raise ConfigError(f"config file {file} not found")
-        try:
-            loaded = OmegaConf.load(file)
-        except Exception as err:  # yaml errors come in several types
-            raise ConfigError(f"config file {file} is not valid YAML: {err}".split("\n")[0]) from err
+        else:
+            try:
+                loaded = OmegaConf.load(file)
+            except Exception as err:  # yaml errors come in several types
+                raise ConfigError(f"config file {file} is not valid YAML: {err}".split("\n")[0]) from err
         if loaded is not None and not OmegaConf.is_dict(loaded):
             raise ConfigError(f"config file {file} must hold a mapping of sections (data:, voxel:, ...)")
         known = _section_keys()
@@ -107,7 +101,7 @@ def load_config(schema: type[T], path: str | Path | list[str | Path] | None = No
         config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or getattr(err, "key", None)
-        where = " + ".join(str(file) for file in paths) if paths else "command line"
+        where = " + ".join("a dict layer" if isinstance(f, dict) else str(f) for f in paths) or "command line"
         message = err.msg if hasattr(err, "msg") else str(err)
         raise ConfigError(f"config key {key!r} ({where}): {message}".split("\n")[0].rstrip(".")
                           + ". `seal config COMMAND` lists the valid keys.") from None
@@ -138,6 +132,11 @@ def validate(config: Any, prefix: str = "") -> None:
         key = f"{prefix}{f.name}"
         if dataclasses.is_dataclass(value):
             validate(value, key + ".")
+        elif value is not None and rules.get(f.name) == REGISTRY:
+            registry = registry_for(type(config), f.name)  # None until its home package is imported: the
+            if registry is not None and str(value) not in registry.choices():  # registry's get() checks then
+                raise ConfigError(f"config key '{key}' = {value!r}: unknown {registry.kind}; must be one of "
+                                  f"{', '.join(registry.choices())}")
         elif value is not None and f.name in rules:
             problem = _check(rules[f.name], value)
             if problem:
@@ -194,6 +193,9 @@ def describe_config(config: Any, indent: int = 0) -> str:
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         note = comments.get(f.name, "")
+        registry = registry_for(type(config), f.name)
+        if registry is not None:  # the choices as registered now (plugins included)
+            note = f"{note} [{' | '.join(registry.choices())}]".strip()
         if dataclasses.is_dataclass(value):
             lines.append(f"{pad}{f.name}:".ljust(40) + (f"  # {note}" if note else ""))
             lines.append(describe_config(value, indent + 1))

@@ -5,38 +5,40 @@ from __future__ import annotations
 from pathlib import Path
 
 from seal.core.errors import DataError
-from seal.core.frame import Camera, Dataset, Frame, Sequence
+from seal.core.frame import Camera, Dataset, DatasetFormat, Frame, Sequence
 from seal.core.labelmap import LabelMap, load_label_map
 
 
 def __getattr__(name: str):
-    if name == "KINDS":  # every dataset kind, in detection order (`seal.data.formats.FORMATS`)
+    if name == "KINDS":  # every dataset kind: the built-ins, then plugins, each sorted (`FORMATS.names()`)
         from seal.data.formats import FORMATS
 
-        return tuple(FORMATS)
+        return FORMATS.names()
     raise AttributeError(f"module 'seal.data' has no attribute {name!r}")
 
 
-def get_format(kind: str, root: Path | None = None):
-    """The `DatasetFormat` of ``kind``; a clear error naming the choices otherwise."""
-    from seal.data.formats import FORMATS
+def get_format(kind: str) -> DatasetFormat:
+    """The `DatasetFormat` of ``kind`` (one object per kind, a plugin's imported on first use); a ConfigError
+    naming ``data.kind`` / ``--kind`` and the known kinds otherwise."""
+    from seal.data.formats import format_of
 
-    if kind not in FORMATS:
-        raise DataError(root or Path("."), f"unknown dataset kind {kind!r}", f"choose one of {', '.join(FORMATS)}")
-    return FORMATS[kind]
+    return format_of(kind)
 
 
 def detect_kind(root: Path) -> str:
-    """Which layout a folder holds (formats are tried in the order of `seal.data.formats.FORMATS`)."""
-    from seal.data.formats import FORMATS
+    """Which layout a folder holds: formats are tried by their ``detect_priority`` (markers of their own first,
+    plain SemanticKITTI and KITTI object last), plugins included; see `seal.data.formats.detection_order`."""
+    from seal.data.formats import detection_order
 
-    for name, fmt in FORMATS.items():
+    formats, broken = detection_order()
+    for fmt in formats:
         if fmt.detect(root):
-            return name
-    raise DataError(root, "is not a dataset layout seal knows",
-                    "expected e.g. sequences/NN/velodyne/ (SemanticKITTI), v1.0-*/ tables (nuScenes), "
-                    "lidar/*.parquet (Waymo v2) or KITTI object frames; `seal datasets` lists every layout; "
-                    "or pass kind=")
+            return fmt.name
+    hint = ("expected e.g. sequences/NN/velodyne/ (SemanticKITTI), v1.0-*/ tables (nuScenes), "
+            "lidar/*.parquet (Waymo v2) or KITTI object frames; `seal datasets` lists every layout; or pass kind=")
+    if broken:
+        hint += "; not tried: " + "; ".join(str(err) for err in broken)
+    raise DataError(root, "is not a dataset layout seal knows", hint)
 
 
 def require_pretraining_data(dataset: Dataset) -> None:
@@ -68,7 +70,7 @@ def open_dataset(path: str | Path, kind: str | None = None, sequences: list[str]
     root = Path(path).expanduser()
     if not root.is_dir():
         raise DataError(root, "dataset folder not found")
-    fmt = get_format(kind or detect_kind(root), root)
+    fmt = get_format(kind or detect_kind(root))
     dataset = fmt.open(root, **options)
     dataset.format = fmt
     if sequences is not None:

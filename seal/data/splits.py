@@ -1,4 +1,4 @@
-"""Few-shot fine-tuning splits (SPEC section 8), shipped as files so that results are comparable across runs.
+"""Few-shot fine-tuning splits (docs/METHOD.md §8), shipped as files so that results are comparable across runs.
 
 Rule: fraction f% keeps every k-th item, k = 100, 20, 10, 4, 1 for f = 1, 5, 10, 25, 100, starting with the first.
 - nuScenes: items are scenes, in the order of nuscenes-devkit's ``splits.train`` (700 scenes, sorted by name);
@@ -9,12 +9,16 @@ Rule: fraction f% keeps every k-th item, k = 100, 20, 10, 4, 1 for f = 1, 5, 10,
   rather than stored as a 19,130-line file. ScribbleKITTI uses these lists (its scans are SemanticKITTI's).
 - Every other dataset: an official split of *sequences* (its format names them, see ``splits/README.md``), and the
   rule applied to the sorted frame ids of the training sequences present (`sequence_split`).
+
+Every split rule lives here: a format's `official_split` / `rule_split` call these functions, and `split_indices`
+is what training and evaluation ask for (the official split when it applies, else the named sequences).
 """
 
 from __future__ import annotations
 
 from importlib import resources
 
+from seal.core.config import SplitConfig
 from seal.core.errors import ConfigError, DataError
 from seal.core.frame import Dataset
 
@@ -22,7 +26,6 @@ STEPS = {1: 100, 5: 20, 10: 10, 25: 4, 100: 1}
 SEMANTICKITTI_TRAIN_FRAMES = {"00": 4541, "01": 1101, "02": 4661, "03": 801, "04": 271, "05": 2761, "06": 1101,
                               "07": 1101, "09": 1591, "10": 1201}
 SEMANTICKITTI_VAL_SEQUENCES = ("08",)
-_KINDS = ("nuscenes", "semantickitti")
 
 
 def split_step(fraction: int) -> int:
@@ -34,15 +37,84 @@ def split_step(fraction: int) -> int:
                           f"choose one of {', '.join(map(str, STEPS))} (percent of the training set)") from None
 
 
-def _check_kind(kind: str) -> None:
-    if kind not in _KINDS:
-        raise ConfigError(f"no official few-shot splits for dataset kind {kind!r}; official splits exist for "
-                          f"{', '.join(_KINDS)} (other datasets use the every-k-th-frame rule via select_frames)")
-
-
 def _read(name: str) -> list[str]:
     text = (resources.files("seal.data") / "splits" / name).read_text()
     return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+class PackagedLists:
+    """The official few-shot lists one benchmark ships (``splits/<name>_*.txt``): what they name (scenes or
+    frames), its training and validation sequences, and how they select a dataset's frames."""
+
+    name = ""
+    by_scene = False  # the lists (and the rule on such a dataset) count whole scenes, not frames
+
+    def train(self, fraction: int) -> list[str]:
+        """The listed items of the ``fraction``% training split."""
+        return _read(f"{self.name}_train_{int(fraction)}.txt")
+
+    def train_sequences(self) -> list[str]:
+        raise NotImplementedError
+
+    def val_sequences(self) -> list[str]:
+        raise NotImplementedError
+
+    def applies(self, dataset: Dataset) -> bool:
+        """Whether these lists name ``dataset``'s sequences (see `is_official`)."""
+        raise NotImplementedError
+
+    def picks(self, dataset: Dataset, listed: set[str]) -> list[int]:
+        """Dataset-wide indices of the frames the ``listed`` items select."""
+        starts = dataset.sequence_starts
+        return [starts[s] + i for s, seq in enumerate(dataset.sequences) for i in range(len(seq))
+                if (seq.name if self.by_scene else seq.frame_id(i)) in listed]
+
+
+class NuScenesLists(PackagedLists):
+    """Scene names in the order of nuscenes-devkit's ``splits.train`` (700, name-sorted) and ``splits.val``."""
+
+    name, by_scene = "nuscenes", True
+
+    def train_sequences(self) -> list[str]:
+        return _read("nuscenes_train.txt")
+
+    def val_sequences(self) -> list[str]:
+        return _read("nuscenes_val.txt")
+
+    def applies(self, dataset: Dataset) -> bool:
+        official = set(self.train_sequences()) | set(self.val_sequences())
+        return any(s.name in official for s in dataset.sequences)
+
+
+class SemanticKittiLists(PackagedLists):
+    """``SS/NNNNNN`` frame ids of sequences 00-07 and 09-10; 100% generated from the frame counts."""
+
+    name = "semantickitti"
+
+    def train(self, fraction: int) -> list[str]:
+        return semantickitti_train_frames() if split_step(fraction) == 1 else super().train(fraction)
+
+    def train_sequences(self) -> list[str]:
+        return list(SEMANTICKITTI_TRAIN_FRAMES)
+
+    def val_sequences(self) -> list[str]:
+        return list(SEMANTICKITTI_VAL_SEQUENCES)
+
+    def applies(self, dataset: Dataset) -> bool:
+        train = [s for s in dataset.sequences if s.name in SEMANTICKITTI_TRAIN_FRAMES]
+        return bool(train) and all(
+            list(s.frame_names) == [f"{i:06d}" for i in range(SEMANTICKITTI_TRAIN_FRAMES[s.name])] for s in train)
+
+
+LISTS: dict[str, PackagedLists] = {lists.name: lists for lists in (NuScenesLists(), SemanticKittiLists())}
+
+
+def packaged_lists(name: str) -> PackagedLists:
+    """The packaged lists ``name`` (``nuscenes``, ``semantickitti``); a ConfigError naming those that exist."""
+    if name not in LISTS:
+        raise ConfigError(f"no official few-shot splits for dataset kind {name!r}; official splits exist for "
+                          f"{', '.join(LISTS)} (other datasets use the every-k-th-frame rule via select_frames)")
+    return LISTS[name]
 
 
 def semantickitti_train_frames() -> list[str]:
@@ -52,46 +124,38 @@ def semantickitti_train_frames() -> list[str]:
 
 def load_split(dataset_kind: str, fraction: int) -> list[str]:
     """The official ``fraction``% training split: nuScenes scene names, or SemanticKITTI frame ids ``SS/NNNNNN``."""
-    step = split_step(fraction)
-    _check_kind(dataset_kind)
-    if dataset_kind == "semantickitti" and step == 1:
-        return semantickitti_train_frames()
-    return _read(f"{dataset_kind}_train_{int(fraction)}.txt")
+    split_step(fraction)
+    return packaged_lists(dataset_kind).train(fraction)
 
 
 def train_sequences(dataset_kind: str) -> list[str]:
     """Names of the official training sequences (700 nuScenes scenes; SemanticKITTI 00-07, 09, 10)."""
-    _check_kind(dataset_kind)
-    return _read("nuscenes_train.txt") if dataset_kind == "nuscenes" else list(SEMANTICKITTI_TRAIN_FRAMES)
+    return packaged_lists(dataset_kind).train_sequences()
 
 
 def val_sequences(dataset_kind: str) -> list[str]:
     """Names of the official validation sequences (150 nuScenes scenes; SemanticKITTI 08)."""
-    _check_kind(dataset_kind)
-    return _read("nuscenes_val.txt") if dataset_kind == "nuscenes" else list(SEMANTICKITTI_VAL_SEQUENCES)
+    return packaged_lists(dataset_kind).val_sequences()
+
+
+def every_kth_frame(dataset: Dataset, fraction: int, sequences: set[str] | None = None) -> list[int]:
+    """The rule: every k-th of the dataset's frame ids sorted lexicographically (the first included), over the
+    frames of ``sequences`` when given; dataset-wide indices, ascending."""
+    ids = sorted((seq.frame_id(i), start + i) for seq, start in zip(dataset.sequences, dataset.sequence_starts,
+                                                                    strict=True)
+                 if sequences is None or seq.name in sequences for i in range(len(seq)))
+    return sorted(index for _, index in ids[::split_step(fraction)])
 
 
 def sequence_split(dataset: Dataset, fraction: int, train: tuple[str, ...] | list[str],
                    val: tuple[str, ...] | list[str]) -> tuple[list[int], list[str]] | None:
     """(every k-th frame of the sorted frame ids of the ``train`` sequences present, the ``val`` sequences present),
     or None when none of the ``train`` sequences is present (the user then names the sequences)."""
-    step = split_step(fraction)
-    wanted = set(train)
-    ids = sorted((seq.frame_id(i), offset + i) for seq, offset in zip(dataset.sequences, _offsets(dataset),
-                                                                      strict=True)
-                 if seq.name in wanted for i in range(len(seq)))
-    if not ids:
+    picked = every_kth_frame(dataset, fraction, set(train))
+    if not picked:
         return None
     present = {s.name for s in dataset.sequences}
-    return sorted(index for _, index in ids[::step]), [v for v in val if v in present]
-
-
-def _offsets(dataset: Dataset) -> list[int]:
-    offsets, start = [], 0
-    for seq in dataset.sequences:
-        offsets.append(start)
-        start += len(seq)
-    return offsets
+    return picked, [v for v in val if v in present]
 
 
 def is_official(dataset: Dataset, lists: str | None = None) -> bool:
@@ -104,14 +168,15 @@ def is_official(dataset: Dataset, lists: str | None = None) -> bool:
     names the official lists to check (default: the dataset's kind; ScribbleKITTI passes ``semantickitti``).
     """
     lists = lists or dataset.kind
-    if lists == "nuscenes":
-        official = set(train_sequences("nuscenes")) | set(val_sequences("nuscenes"))
-        return any(s.name in official for s in dataset.sequences)
-    if lists == "semantickitti":
-        train = [s for s in dataset.sequences if s.name in SEMANTICKITTI_TRAIN_FRAMES]
-        return bool(train) and all(
-            list(s.frame_names) == [f"{i:06d}" for i in range(SEMANTICKITTI_TRAIN_FRAMES[s.name])] for s in train)
-    return False
+    return lists in LISTS and LISTS[lists].applies(dataset)
+
+
+def listed_split(dataset: Dataset, fraction: int, lists: str) -> tuple[list[int], list[str]] | None:
+    """(the frames the packaged ``lists`` select, their validation sequences), or None when those lists do not
+    apply to ``dataset`` (`is_official`): the official split of nuScenes, SemanticKITTI and ScribbleKITTI."""
+    if not is_official(dataset, lists):
+        return None
+    return select_frames(dataset, fraction, rule_only=False, lists=lists), val_sequences(lists)
 
 
 def select_frames(dataset: Dataset, fraction: int, rule_only: bool | None = None, lists: str | None = None
@@ -128,26 +193,48 @@ def select_frames(dataset: Dataset, fraction: int, rule_only: bool | None = None
     lists = lists or dataset.kind
     if rule_only is None:
         rule_only = not is_official(dataset, lists)
-    offsets = _offsets(dataset)
     if not rule_only:
-        _check_kind(lists)
-        listed = set(load_split(lists, fraction))
-        if lists == "nuscenes":
-            picked = [offsets[s] + i for s, seq in enumerate(dataset.sequences) if seq.name in listed
-                      for i in range(len(seq))]
-        else:
-            picked = [offsets[s] + i for s, seq in enumerate(dataset.sequences) for i in range(len(seq))
-                      if seq.frame_id(i) in listed]
-    elif dataset.kind == "nuscenes":
+        packaged = packaged_lists(lists)
+        picked = packaged.picks(dataset, set(packaged.train(fraction)))
+    elif dataset.kind in LISTS and LISTS[dataset.kind].by_scene:  # every k-th scene in name order
+        starts = dataset.sequence_starts
         order = sorted(range(len(dataset.sequences)), key=lambda s: dataset.sequences[s].name)[::step]
-        picked = [offsets[s] + i for s in order for i in range(len(dataset.sequences[s]))]
+        picked = [starts[s] + i for s in order for i in range(len(dataset.sequences[s]))]
     else:
-        ids = sorted((seq.frame_id(i), offsets[s] + i) for s, seq in enumerate(dataset.sequences)
-                     for i in range(len(seq)))
-        picked = [index for _, index in ids[::step]]
+        picked = every_kth_frame(dataset, fraction)
     if not picked:
         how = "the every-k-th rule" if rule_only else "the official split list"
         raise DataError(dataset.root, f"the {fraction}% split selects no frame of this dataset ({how})",
                         "pass rule_only=True to apply the rule to this dataset's own frames" if not rule_only
                         else None)
     return sorted(picked)
+
+
+def split_indices(dataset: Dataset, split: SplitConfig) -> tuple[list[int], list[int]]:
+    """(train frame indices of the few-shot fraction, val frame indices) of ``dataset``: the official lists of
+    its format when they apply and no sequences are named, else the named sequences and the every-k-th rule."""
+    starts = dict(zip((s.name for s in dataset.sequences), dataset.sequence_starts, strict=True))
+    names = [s.name for s in dataset.sequences]
+    official = None
+    if split.train_sequences is None and dataset.format is not None:
+        official = dataset.format.official_split(dataset, split.fraction)
+    if official is not None:
+        train, val_names = official
+        val_names = split.val_sequences or val_names
+    else:
+        if split.train_sequences is None or split.val_sequences is None:
+            raise ConfigError(f"{dataset.root} has no official split: set split.train_sequences and "
+                              f"split.val_sequences (its sequences are {names[:10]})")
+        missing = [s for s in split.train_sequences + split.val_sequences if s not in starts]
+        if missing:
+            raise ConfigError(f"split sequences {missing} are not in {dataset.root} (it has {names[:10]})")
+        view = Dataset(root=dataset.root, kind=dataset.kind, label_map=dataset.label_map, format=dataset.format,
+                       sequences=[s for s in dataset.sequences if s.name in split.train_sequences])
+        back = [starts[s.name] + i for s in view.sequences for i in range(len(s))]  # view index -> dataset index
+        rule = dataset.format.rule_split if dataset.format is not None else every_kth_frame
+        train = [back[i] for i in rule(view, split.fraction)]
+        val_names = split.val_sequences
+    val = [starts[s.name] + i for s in dataset.sequences if s.name in set(val_names) for i in range(len(s))]
+    if not val:
+        raise ConfigError(f"the validation sequences {list(val_names)[:5]} are not in {dataset.root}")
+    return train, val

@@ -22,8 +22,9 @@ from seal.core.errors import ConfigError
 from seal.core.schemas import DownstreamSchema
 from seal.core.settings import dump_config
 from seal.data import open_configured
+from seal.data.splits import split_indices
 from seal.engine.distributed import DistInfo, barrier, distributed_run
-from seal.engine.evaluate import evaluate_frames
+from seal.engine.frame_loop import evaluate_frames
 from seal.engine.loading import make_loader
 from seal.engine.rundir import prepare_run_dir, write_summary
 from seal.engine.sampler import StepSchedule
@@ -31,7 +32,7 @@ from seal.engine.trainer import Trainer, render_losses, stop_after_preemption
 from seal.evaluation.metrics import render_results, write_results
 from seal.losses.segmentation import segmentation_loss
 from seal.models.segmentation import SegmentationModel, build_model, save_model
-from seal.samples.frames import LabelledFrames, collate_frames, split_indices, voxel_sample
+from seal.samples.frames import LabelledFrames, collate_frames, voxel_sample
 
 MODES = ("probe", "finetune")
 
@@ -137,14 +138,14 @@ def _cached_features(model: SegmentationModel, dataset, indices, voxel, cfg, dev
     model.to(device).eval()
     for index in tqdm(indices, desc="probe: features", unit="frame", disable=not progress, leave=False):
         sample = voxel_sample(dataset[index], voxel)
-        coords = torch.from_numpy(np.column_stack([np.zeros(len(sample["coords"]), np.int32), sample["coords"]]))
-        voxel_feats = model.features(coords.to(device), torch.from_numpy(sample["feats"]).to(device), 1)
-        valid = np.flatnonzero(sample["labels"] > 0)
+        coords = torch.from_numpy(np.column_stack([np.zeros(len(sample.coords), np.int32), sample.coords]))
+        voxel_feats = model.features(coords.to(device), torch.from_numpy(sample.feats).to(device), 1)
+        valid = np.flatnonzero(sample.labels > 0)
         if valid.size > cfg.downstream.max_points_per_frame:
             valid = rng.choice(valid, cfg.downstream.max_points_per_frame, replace=False)
-        point_voxel = torch.from_numpy(sample["inverse"][valid]).to(device)
+        point_voxel = torch.from_numpy(sample.inverse[valid]).to(device)
         feats.append(voxel_feats[point_voxel].cpu())
-        labels.append(torch.from_numpy(sample["labels"][valid]))
+        labels.append(torch.from_numpy(sample.labels[valid]))
     return feats, labels
 
 

@@ -41,7 +41,12 @@ class _GuardedCollate:
 
     def __call__(self, samples: list[Any]) -> Any:
         failed = next((s for s in samples if isinstance(s, _Failure)), None)
-        return failed if failed is not None else self.collate(samples)
+        if failed is not None:
+            return failed
+        try:
+            return self.collate(samples)
+        except SealError as err:  # collation checks the samples' indices: a bad cache file, as one line too
+            return _Failure(str(err))
 
 
 class _Batches(torch.utils.data.Sampler):

@@ -140,7 +140,7 @@ def _announce(cfg: PretrainSchema, task: PretrainTask, trainer: Trainer, run_dir
     console.print(f"  data: {task.samples.dataset.root} ({len(task.samples)} frame pairs, gap {cfg.superpoints.gap}); "
                   f"{trainer.sched.steps_per_epoch} steps/epoch x {cfg.optim.epochs} epochs; {trainer.dist.world} "
                   f"process(es) on {trainer.dist.device} ({trainer.dist.engine}); effective lr {trainer.lr:.4g}")
-    console.print(f"  3D backbone: MinkUNet planes {cfg.model.backbone.planes}, {params / 1e6:.2f} M parameters")
+    console.print(f"  3D backbone: {task.student.backbone.describe()}, {params / 1e6:.2f} M parameters")
     style = "bold red" if not task.teacher.pretrained else "green"
     console.print(f"  2D teacher: [{style}]{task.teacher.description}[/{style}]")
     if trainer.global_step:

@@ -1,7 +1,7 @@
 """Segmentation metrics (confusion matrix, per-class IoU, mIoU) and Robo3D robustness metrics (CE, RR, mCE, mRR).
 
 Class ids are seal's train ids 1..C; ground-truth points labelled ``ignore_index`` (0) are skipped, so one
-matrix accumulated over a whole split at full point resolution gives the paper's metric (SPEC section 8).
+matrix accumulated over a whole split at full point resolution gives the paper's metric (docs/METHOD.md §8).
 
 Official evaluators disagree about a class absent from both the ground truth and the predictions of the
 evaluated split (TP + FP + FN = 0); `MIOU_CONVENTIONS` names the rules, each dataset format says which one is
@@ -24,8 +24,20 @@ import numpy as np
 import yaml
 
 from seal.core.atomic import write_text_atomic
-from seal.core.config import CORRUPTIONS, SEVERITIES
+from seal.core.config import SEVERITIES
 from seal.core.errors import DataError
+
+
+def _packaged_corruptions() -> tuple[str, ...]:
+    """The Robo3D corruptions in the benchmark's order: the keys of the packaged baselines, as first listed."""
+    spec = yaml.safe_load((resources.files("seal.evaluation") / "robustness_baselines.yaml").read_text()) or {}
+    return tuple(dict.fromkeys(str(c) for entry in spec.values() for c in entry["miou"]))
+
+
+# the eight corruptions of the Robo3D benchmark, those mCE averages; seal.robustness registers their implementations
+# and any plugin's, which are reported beside them
+ROBO3D_CORRUPTIONS: tuple[str, ...] = _packaged_corruptions()
+CORRUPTIONS = ROBO3D_CORRUPTIONS  # its older name
 
 
 def _as_numpy(x: Any) -> np.ndarray:
@@ -289,7 +301,8 @@ def resilience_rate(miou_by_severity: Sequence[float], clean_miou: float) -> flo
 
 
 def mce(results: Mapping[str, Sequence[float]], baseline: Mapping[str, Sequence[float]]) -> float:
-    """Mean CE over the corruptions in ``results`` (all 8 of `CORRUPTIONS` for a number comparable to papers)."""
+    """Mean CE over the corruptions in ``results`` (all 8 of `ROBO3D_CORRUPTIONS` for a number comparable to
+    papers)."""
     missing = [c for c in results if c not in baseline]
     if missing:
         raise ValueError(f"the baseline has no mIoU for corruption(s) {', '.join(missing)}")
@@ -343,30 +356,37 @@ def robustness_table(results: Mapping[str, Sequence[float]], clean_miou: float |
     """Rows per corruption (mIoU light/moderate/heavy and their mean, CE, RR; all in %) and a final ``mean`` row
     holding the mean mIoU, mCE and mRR. ``results`` maps corruption -> mIoU fractions per severity, all by one
     mIoU convention (the dataset's official one for numbers comparable to its baseline); the default baseline
-    is the packaged nuScenes-C MinkUNet-18 table. Without ``clean_miou`` the RR columns are None."""
+    is the packaged nuScenes-C MinkUNet-18 table. Without ``clean_miou`` the RR columns are None.
+
+    Rows follow `ROBO3D_CORRUPTIONS`; other corruptions (plugins) come after them and stay out of the ``mean``
+    row (its ``corruptions`` counts the rows it averages), unless no Robo3D corruption was evaluated."""
     if baseline is None:
         baseline = load_robustness_baseline("nuscenes")
     base = baseline.miou if isinstance(baseline, RobustnessBaseline) else baseline
-    order = [c for c in CORRUPTIONS if c in results] + [c for c in results if c not in CORRUPTIONS]
+    robo3d = [c for c in ROBO3D_CORRUPTIONS if c in results]
+    order = robo3d + [c for c in results if c not in ROBO3D_CORRUPTIONS]
+    averaged = set(robo3d or order)
     rows: list[dict[str, Any]] = []
     means, ces, rrs = [], [], []
     for c in order:
         vals = _check_fractions(results[c], c)
         ce = corruption_error(vals, base[c]) if c in base else None
         rr = resilience_rate(vals, clean_miou) if clean_miou is not None else None
-        means.append(float(vals.mean()))
-        if rr is not None:
-            rrs.append(rr)
-        if ce is not None:
-            ces.append(ce)
+        if c in averaged:
+            means.append(float(vals.mean()))
+            if rr is not None:
+                rrs.append(rr)
+            if ce is not None:
+                ces.append(ce)
         row: dict[str, Any] = {"corruption": c}
         for s, name in enumerate(SEVERITIES):
             row[name] = _pct(vals[s]) if len(vals) == len(SEVERITIES) else None
-        row.update(mean=_pct(means[-1]), ce=None if ce is None else _pct(ce), rr=None if rr is None else _pct(rr))
+        row.update(mean=_pct(float(vals.mean())), ce=None if ce is None else _pct(ce),
+                   rr=None if rr is None else _pct(rr))
         rows.append(row)
     rows.append({"corruption": "mean", **dict.fromkeys(SEVERITIES),
                  "mean": _pct(float(np.mean(means))) if means else None,
-                 "ce": _pct(float(np.mean(ces))) if ces and len(ces) == len(order) else None,
+                 "ce": _pct(float(np.mean(ces))) if ces and len(ces) == len(averaged) else None,
                  "rr": _pct(float(np.mean(rrs))) if rrs else None,
-                 "clean": None if clean_miou is None else _pct(clean_miou), "corruptions": len(order)})
+                 "clean": None if clean_miou is None else _pct(clean_miou), "corruptions": len(averaged)})
     return rows

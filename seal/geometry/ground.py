@@ -1,4 +1,4 @@
-"""RANSAC ground removal (SPEC section 4), vectorised over hypotheses, optionally per range sector."""
+"""RANSAC ground removal (docs/METHOD.md §4), vectorised over hypotheses, optionally per range sector."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Temporal superpoints (SPEC section 4): one joint clustering of two registered frames.
+"""Temporal superpoints (docs/METHOD.md §4): one joint clustering of two registered frames.
 
 Segment ids: -1 = ignored (HDBSCAN noise, beyond ``max_range``, or ground when ``ground_mode=ignore``),
 0 = ground (``ground_mode=segment``), 1..K = clusters; an id means the same object in both frames.

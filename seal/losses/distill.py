@@ -1,4 +1,4 @@
-"""Seal pretraining losses (SPEC section 6): L_vfm, L_tmp, L_p2s and their weighted sum.
+"""Seal pretraining losses (docs/METHOD.md §6): L_vfm, L_tmp, L_p2s and their weighted sum.
 
 Everything is vectorised (``index_add`` / ``bincount`` / ``torch.unique``), never a Python loop over segments.
 Conventions shared by all losses:
@@ -11,7 +11,11 @@ Conventions shared by all losses:
   frozen backbone sits upstream of ``pixel_features``);
 - logits are computed in float32 whatever the input dtype, so the losses are safe under AMP / bfloat16;
 - degenerate inputs never give NaN: no valid segment -> a float32 zero still attached to the autograd graph,
-  a single segment -> 0 (log-softmax over one element).
+  a single segment -> 0 (log-softmax over one element);
+- index ranges are not checked here: reading a device tensor back to check it would stall every step on a host
+  sync. A `PairBatch` comes from `collate_pairs`, which checks every index on the CPU (`PairBatch.check`), so the
+  losses trust it; a caller with its own indices checks them with `seal.core.batch.check_index`. Shapes, which
+  cost nothing to check, still are.
 """
 
 from __future__ import annotations
@@ -58,15 +62,14 @@ def segment_mean(features: Tensor, ids: Tensor, num_segments: int | None = None)
 
     ``features`` [N, D], ``ids`` [N] (``ids < 0`` ignored). Returns ``(means [S, D] float32, counts [S] long)``
     with S = ``num_segments`` or ``ids.max() + 1``; empty segments get a zero mean and count 0. Sums are taken
-    in float32 so half-precision inputs neither overflow nor lose precision.
+    in float32 so half-precision inputs neither overflow nor lose precision. Given ``num_segments``, ids must be
+    below it (not checked here, see the module docstring; the losses pass the count of their compacted ids).
     """
     _check_pair(features, ids, "segment_mean")
     valid = ids >= 0
     ids_v = ids[valid].long()
     if num_segments is None:
         num_segments = int(ids_v.max().item()) + 1 if ids_v.numel() else 0
-    elif ids_v.numel() and int(ids_v.max().item()) >= num_segments:
-        raise ValueError(f"segment_mean: id {int(ids_v.max().item())} >= num_segments={num_segments}")
     feats = features[valid].float()
     sums = feats.new_zeros((num_segments, features.shape[1])).index_add(0, ids_v, feats)
     counts = torch.bincount(ids_v, minlength=num_segments)
@@ -113,7 +116,7 @@ def vfm_loss(
     ``point_features`` of each point-pixel pairing; ``pairing_superpixel`` [P]: global superpixel id of the
     pixel that pairing lands in (< 0 dropped). ``pixel_features`` [Q, D]: L2-normalised 2D features of all
     pixels of all images of the batch, flattened; ``pixel_superpixel`` [Q]: their global superpixel ids
-    (< 0 dropped).
+    (< 0 dropped). ``pairing_point`` must index rows of ``point_features`` (not checked: see the module docstring).
 
     For each superpixel i with at least one pairing (and at least one pixel): k_i = mean of the 3D features of
     its pairings (one term per pairing, so a point paired twice counts twice), q_i = mean 2D feature of all its
@@ -134,12 +137,8 @@ def vfm_loss(
             f"vfm_loss: 3D features have {point_features.shape[1]} channels but 2D features "
             f"{pixel_features.shape[1]} (they must match)"
         )
-    if pairing_point.numel() and (pairing_point.min() < 0 or pairing_point.max() >= point_features.shape[0]):
-        raise ValueError(f"vfm_loss: pairing_point indexes outside [0, {point_features.shape[0]})")
 
-    pair_ok = pairing_superpixel >= 0
-    if not pair_ok.any() or not (pixel_superpixel >= 0).any():
-        return _zero(point_features, pixel_features)
+    pair_ok = pairing_superpixel >= 0  # no valid pairing or pixel: `_pooled_nce` gives an attached zero
     return _pooled_nce(point_features[pairing_point[pair_ok].long()], pairing_superpixel[pair_ok], pixel_features,
                        pixel_superpixel, tau, normalize_pooled)
 

@@ -1,4 +1,4 @@
-"""The image-to-LiDAR distillation family as loss terms of one weighted sum (SPEC sections 6 and 11).
+"""The image-to-LiDAR distillation family as loss terms of one weighted sum (docs/METHOD.md §6 and §11).
 
 - **Seal** (vfm + tmp + p2s): `seal.losses.distill.seal_loss`.
 - **SLidR** (Sautier et al., CVPR 2022): L_vfm alone with SLIC superpixels - weights, no code of its own.
@@ -10,6 +10,8 @@
 `distillation_loss` returns every term, whatever the weights: a term with weight 0 is not computed and is a float32
 zero attached to every input (so DDP sees every parameter used). The pixel of pairing p is
 ``batch.pair_pixel[p] = image * H * W + row * W + col``, the row order of the 2D head's flattened output.
+Pairings must index rows of the features and pixels of the maps they are read from; as in `seal.losses.distill`
+this is not checked here (it would be a host sync every step): collation checks a `PairBatch` on the CPU.
 """
 
 from __future__ import annotations
@@ -26,14 +28,11 @@ __all__ = ["TERMS", "distillation_loss", "ppkt_loss", "scalr_loss", "teacher_fea
 TERMS: tuple[str, ...] = ("total", "vfm", "tmp", "p2s", "ppkt", "scalr")
 
 
-def _check_pairings(pair_voxel: Tensor, pair_pixel: Tensor, voxels: int, pixels: int, what: str) -> None:
+def _check_pairings(pair_voxel: Tensor, pair_pixel: Tensor, what: str) -> None:
+    """Shapes only: index ranges are checked at collation (`PairBatch.check`), never on device tensors here."""
     if pair_voxel.dim() != 1 or pair_voxel.shape != pair_pixel.shape:
         raise ValueError(f"{what}: pair_voxel and pair_pixel must be 1-D of equal length, got "
                          f"{tuple(pair_voxel.shape)} and {tuple(pair_pixel.shape)}")
-    if pair_voxel.numel() and (pair_voxel.min() < 0 or pair_voxel.max() >= voxels):
-        raise ValueError(f"{what}: pair_voxel indexes outside [0, {voxels})")
-    if pair_pixel.numel() and (pair_pixel.min() < 0 or pair_pixel.max() >= pixels):
-        raise ValueError(f"{what}: pair_pixel indexes outside [0, {pixels})")
 
 
 def ppkt_loss(point_features: Tensor, pair_voxel: Tensor, pixel_features: Tensor, pair_pixel: Tensor,
@@ -60,7 +59,7 @@ def ppkt_loss(point_features: Tensor, pair_voxel: Tensor, pixel_features: Tensor
                          f"{pixel_features.shape[1]} (they must match)")
     if num_pairings is not None and num_pairings <= 0:
         raise ValueError(f"ppkt_loss: num_pairings must be positive or None, got {num_pairings}")
-    _check_pairings(pair_voxel, pair_pixel, point_features.shape[0], pixel_features.shape[0], "ppkt_loss")
+    _check_pairings(pair_voxel, pair_pixel, "ppkt_loss")
     if pair_voxel.numel() == 0:
         return _zero(point_features, pixel_features)
     if num_pairings is not None and pair_voxel.numel() > num_pairings:
@@ -129,8 +128,7 @@ def scalr_loss(point_features: Tensor, pair_voxel: Tensor, teacher_maps: Tensor,
     if teacher_maps.dim() != 4 or teacher_maps.shape[1] != point_features.shape[1]:
         raise ValueError(f"scalr_loss: teacher maps must be [I, C, h, w] with C = {point_features.shape[1]} (the "
                          f"3D head's width), got {tuple(teacher_maps.shape)}")
-    pixels = teacher_maps.shape[0] * int(image_size[0]) * int(image_size[1])
-    _check_pairings(pair_voxel, pair_pixel, point_features.shape[0], pixels, "scalr_loss")
+    _check_pairings(pair_voxel, pair_pixel, "scalr_loss")
     if pair_voxel.numel() == 0:
         return _zero(point_features)
     target = torch.nn.functional.normalize(teacher_features_at(teacher_maps, pair_pixel, image_size), dim=1)

@@ -83,7 +83,7 @@ def class_logits(logits: torch.Tensor, num_classes: int | None = None) -> torch.
 
 def segmentation_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 0,
                       lovasz_weight: float = 1.0, num_classes: int | None = None) -> torch.Tensor:
-    """Cross-entropy (ignoring label ``ignore_index``) + ``lovasz_weight`` x Lovász-softmax, as in SPEC section 8.
+    """Cross-entropy (ignoring label ``ignore_index``) + ``lovasz_weight`` x Lovász-softmax, as in docs/METHOD.md §8.
 
     ``logits`` [N, C] (column j = train id j+1) or [N, C+1] with ``num_classes=C`` (column 0 dropped).
     Cross-entropy is the mean over non-ignored points; a batch with none gives 0 (with a graph), not NaN.

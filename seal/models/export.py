@@ -1,4 +1,7 @@
-"""Pretrained backbones as plain state dicts: loadable with ``weights_only=True`` by seal or anyone with MinkUNet."""
+"""Pretrained backbones as plain state dicts: loadable with ``weights_only=True`` by seal or anyone with the network.
+
+The stored ``backbone_config`` names the family (``name``); files written before families had names hold none and
+load as ``minkunet``, the only family then."""
 
 from __future__ import annotations
 
@@ -8,13 +11,13 @@ from typing import Any
 
 from seal.core.checkpoint import load_checkpoint, save_checkpoint
 from seal.core.config import BackboneConfig
-from seal.core.errors import DataError
-from seal.models.minkunet import MinkUNet
+from seal.core.errors import ConfigError, DataError
+from seal.models.backbones import SparseBackbone, build_backbone
 
 FORMAT = "seal-backbone-v1"
 
 
-def export_backbone(path: Path, backbone: MinkUNet, voxel: dict[str, Any], extra: dict[str, Any] | None = None
+def export_backbone(path: Path, backbone: SparseBackbone, voxel: dict[str, Any], extra: dict[str, Any] | None = None
                     ) -> Path:
     """Write the backbone's weights with the config that rebuilds it and the voxelisation it expects."""
     payload = {"format": FORMAT, "backbone_config": asdict(backbone.config), "voxel": dict(voxel),
@@ -23,16 +26,16 @@ def export_backbone(path: Path, backbone: MinkUNet, voxel: dict[str, Any], extra
     return save_checkpoint(path, payload)
 
 
-def load_backbone(path: str | Path) -> tuple[MinkUNet, dict[str, Any]]:
-    """Rebuild a MinkUNet from an exported file (or a pretraining checkpoint); returns (model, metadata)."""
+def load_backbone(path: str | Path) -> tuple[SparseBackbone, dict[str, Any]]:
+    """Rebuild a backbone from an exported file (or a pretraining checkpoint); returns (model, metadata)."""
     path = Path(path)
     payload = load_checkpoint(path, kind="backbone")
     if payload.get("format") != FORMAT:
         raise DataError(path, "is not a seal backbone export", "use RUN_DIR/backbone.pt written by `seal pretrain`")
     try:
-        model = MinkUNet(BackboneConfig(**payload["backbone_config"]))
+        model = build_backbone(BackboneConfig(**payload["backbone_config"]))
         missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
-    except (TypeError, ValueError, RuntimeError, AttributeError) as err:
+    except (TypeError, ValueError, RuntimeError, AttributeError, ConfigError) as err:
         raise DataError(path, f"has a malformed backbone description: {err}".split("\n")[0]) from None
     if missing or unexpected:
         raise DataError(path, f"does not fit the backbone it describes (missing {missing[:3]}, unexpected "

@@ -1,4 +1,4 @@
-"""Sparse MinkUNet (the Res16UNet34C layout of SPEC section 5) on the engine of `seal.models.sparse`.
+"""Sparse MinkUNet (the Res16UNet34C layout of docs/METHOD.md §5) on the engine of `seal.models.sparse`.
 
 Encoder: a stem, then four stages that halve the resolution (2x2x2 strided conv) and apply residual basic
 blocks; decoder: four stages that double it back (the exact inverse of the matching strided conv, so the
@@ -8,12 +8,11 @@ coordinates line up), concatenate the skip connection and apply basic blocks. Wi
 
 from __future__ import annotations
 
-from dataclasses import asdict
-
 import torch
 from torch import nn
 
 from seal.core.config import BackboneConfig
+from seal.models.backbones import BACKBONES, BackboneSpec, SparseBackbone
 from seal.models.sparse import spconv, with_features
 
 
@@ -60,7 +59,7 @@ def _conv_bn_relu(conv: nn.Module, channels: int, bn_momentum: float) -> nn.Modu
     return spconv().SparseSequential(conv, nn.BatchNorm1d(channels, momentum=bn_momentum), nn.ReLU(inplace=True))
 
 
-class MinkUNet(nn.Module):
+class MinkUNet(SparseBackbone):
     """Sparse U-Net returning per-voxel features (``out_channels`` = last decoder width)."""
 
     def __init__(self, config: BackboneConfig | None = None) -> None:
@@ -109,8 +108,12 @@ class MinkUNet(nn.Module):
             x = dec(with_features(x, torch.cat([x.features, skip.features], dim=1)))
         return x.features
 
-    def export_config(self) -> dict:
-        return asdict(self.config)
+    def describe(self) -> str:
+        return f"MinkUNet planes {self.config.planes}"
+
+
+BACKBONES.register("minkunet", BackboneSpec(MinkUNet, "sparse MinkUNet (Res16UNet34C by default)",
+                                            "docs/METHOD.md §5; SLidR's Res16UNet34C (MinkowskiEngine layout)"))
 
 
 class ProjectionHead(nn.Module):

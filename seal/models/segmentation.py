@@ -10,11 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from seal.core.batch import FrameSample
 from seal.core.checkpoint import load_checkpoint, save_checkpoint
 from seal.core.config import BackboneConfig
-from seal.core.errors import DataError
+from seal.core.errors import ConfigError, DataError
+from seal.models.backbones import SparseBackbone, build_backbone
 from seal.models.export import load_backbone
-from seal.models.minkunet import MinkUNet
 from seal.models.sparse import sparse_tensor
 
 FORMAT = "seal-segmentation-v1"
@@ -23,7 +24,7 @@ FORMAT = "seal-segmentation-v1"
 class SegmentationModel(nn.Module):
     """Backbone + linear classifier; column j of the logits is train id j+1 (0 = ignore is never predicted)."""
 
-    def __init__(self, backbone: MinkUNet, num_classes: int) -> None:
+    def __init__(self, backbone: SparseBackbone, num_classes: int) -> None:
         super().__init__()
         self.backbone = backbone
         self.classifier = nn.Linear(backbone.out_channels, num_classes)
@@ -58,11 +59,11 @@ def build_model(pretrained: str | None, backbone_cfg: BackboneConfig, num_classe
         meta = {k: v for k, v in meta.items() if k in ("voxel", "backbone_config")}
         _set_bn_momentum(backbone, backbone_cfg.bn_momentum)
     else:
-        backbone, meta = MinkUNet(backbone_cfg), {"backbone_config": asdict(backbone_cfg)}
+        backbone, meta = build_backbone(backbone_cfg), {"backbone_config": asdict(backbone_cfg)}
     return SegmentationModel(backbone, num_classes), meta
 
 
-def _set_bn_momentum(backbone: MinkUNet, momentum: float) -> None:
+def _set_bn_momentum(backbone: SparseBackbone, momentum: float) -> None:
     for module in backbone.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             module.momentum = momentum
@@ -84,16 +85,16 @@ def load_model(path: str | Path) -> tuple[SegmentationModel, dict[str, Any]]:
         raise DataError(path, "is not a seal segmentation checkpoint",
                         "use RUN_DIR/model.pt written by `seal probe` or `seal finetune`")
     try:
-        model = SegmentationModel(MinkUNet(BackboneConfig(**payload["backbone_config"])), payload["num_classes"])
+        model = SegmentationModel(build_backbone(BackboneConfig(**payload["backbone_config"])), payload["num_classes"])
         model.load_state_dict(payload["state_dict"])
-    except (TypeError, ValueError, RuntimeError, AttributeError) as err:
+    except (TypeError, ValueError, RuntimeError, AttributeError, ConfigError) as err:
         raise DataError(path, f"does not hold the model it describes: {err}".split("\n")[0]) from None
     return model, {k: v for k, v in payload.items() if k != "state_dict"}
 
 
 @torch.no_grad()
-def predict_frame(model: SegmentationModel, sample: dict, device: torch.device) -> np.ndarray:
+def predict_frame(model: SegmentationModel, sample: FrameSample, device: torch.device) -> np.ndarray:
     """Train-id prediction (1..C) for every point of a voxelised sample."""
-    coords = torch.from_numpy(np.column_stack([np.zeros(len(sample["coords"]), np.int32), sample["coords"]]))
-    logits = model(coords.to(device), torch.from_numpy(sample["feats"]).to(device), 1)
-    return (logits.argmax(dim=1) + 1).cpu().numpy()[sample["inverse"]]
+    coords = torch.from_numpy(np.column_stack([np.zeros(len(sample.coords), np.int32), sample.coords]))
+    logits = model(coords.to(device), torch.from_numpy(sample.feats).to(device), 1)
+    return (logits.argmax(dim=1) + 1).cpu().numpy()[sample.inverse]

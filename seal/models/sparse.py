@@ -3,8 +3,9 @@
 Two engines share the spconv 2.x API, and the same state dict loads in both:
 - ``spconv``: the CPU build (``pip install spconv``) or a CUDA build the user installed (``spconv-cu12x``);
 - ``spconv-triton``: a pure-Python + Triton reimplementation for NVIDIA and AMD GPUs (GPU only).
-``model.engine=auto`` takes spconv-triton on a GPU when it is installed, else spconv. `select_engine` fixes the
-choice for the process (the run folder records it); `spconv()` returns the chosen module.
+Both are `EngineSpec`s in `ENGINES` (a third-party engine with the same API registers one through the entry-point
+group ``seal.engines``). ``model.engine=auto`` takes spconv-triton on a GPU when it is installed, else spconv.
+`select_engine` fixes the choice for the process (the run folder records it); `spconv()` returns the chosen module.
 
 CPU notes: spconv 2.3's CPU build computes convolutions with gather-matmul-scatter. (1) Its backward pass asks
 torch for the current CUDA stream before it looks at the device, which fails on a machine without a CUDA
@@ -17,41 +18,91 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import metadata
+from types import ModuleType
 
 import torch
 
-from seal.core.config import SPARSE_ENGINES
+from seal.core.config import ModelConfig
 from seal.core.errors import ConfigError, SealError
+from seal.core.registry import Registry
 
 _chosen: dict[str, str] = {}
-INSTALL = {"spconv": "pip install 'seal[cpu]' (spconv, CPU build) or a spconv-cuXXX build matching your CUDA",
-           "spconv-triton": "pip install 'seal[gpu]' (spconv-triton; needs a CUDA or ROCm GPU)"}
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """A sparse-convolution engine with the spconv 2.x ``pytorch`` API, as `ENGINES` registers it.
+
+    ``module`` is the import name (found without importing it), ``api`` imports and returns the module `spconv()`
+    returns, ``install`` the hint a missing engine's error gives, ``gpu_only`` whether it refuses CPU tensors, and
+    ``prepare`` what runs once after the import (spconv: the CPU patches of this module).
+    """
+
+    module: str
+    api: Callable[[], ModuleType]
+    install: str
+    gpu_only: bool = False
+    prepare: Callable[[], None] | None = None
+
+    def installed(self) -> bool:
+        """Whether the engine's package is importable here (nothing is imported)."""
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except (ImportError, ValueError):  # a parent package that is absent or broken
+            return False
+
+    def version(self) -> str | None:
+        """The version of the distribution that ships ``module`` (spconv, spconv-cu12x, spconv-triton), if any."""
+        for dist in metadata.packages_distributions().get(self.module.split(".")[0], []):
+            try:
+                return metadata.version(dist)
+            except metadata.PackageNotFoundError:
+                continue
+        return None
+
+    def load(self) -> ModuleType:
+        """Import the engine's API module and prepare it."""
+        sp = self.api()
+        if self.prepare is not None:
+            self.prepare()
+        return sp
+
+
+ENGINES: Registry[EngineSpec] = Registry("sparse engine", "seal.engines", field=(ModelConfig, "engine"),
+                                         option="model.engine", extra_choices=("auto",))
 
 
 def installed_engines() -> list[str]:
-    """The engines importable here (without importing them)."""
+    """The engines importable here (without importing them), in registration order."""
     found = []
-    if importlib.util.find_spec("spconv") is not None:
-        found.append("spconv")
-    if importlib.util.find_spec("spconv_triton") is not None:
-        found.append("spconv-triton")
+    for name in ENGINES.names():
+        try:
+            if ENGINES.get(name).installed():
+                found.append(name)
+        except ConfigError:  # a plugin whose spec does not load is not an engine this machine can use
+            continue
     return found
 
 
 def select_engine(name: str = "auto", device: torch.device | str | None = None) -> str:
-    """Fix this process's engine: ``auto`` = spconv-triton on a GPU when installed, else spconv."""
-    if name not in SPARSE_ENGINES:
-        raise ConfigError(f"model.engine={name!r} is unknown: choose one of {', '.join(SPARSE_ENGINES)}")
+    """Fix this process's engine: ``auto`` = a GPU-only engine (spconv-triton) on a GPU when installed, else the
+    first installed engine that runs on the device (spconv)."""
+    if name not in ENGINES.choices():
+        raise ConfigError(ENGINES.unknown(name))
     on_gpu = torch.device(device).type == "cuda" if device is not None else torch.cuda.is_available()
     found = installed_engines()
     if name == "auto":
-        name = "spconv-triton" if on_gpu and "spconv-triton" in found else "spconv"
-        if name not in found and found:
-            name = found[0]
+        usable = [n for n in found if on_gpu or not ENGINES.get(n).gpu_only]
+        preferred = [n for n in usable if on_gpu and ENGINES.get(n).gpu_only]
+        name = (preferred or usable or found or ["spconv"])[0]
+    engine = ENGINES.get(name)
     if name not in found:
-        raise SealError(f"model.engine={name}: the sparse engine is not installed ({INSTALL[name]})")
-    if name == "spconv-triton" and not on_gpu:
-        raise ConfigError("model.engine=spconv-triton runs on GPUs only: use model.engine=spconv on a CPU")
+        raise SealError(f"model.engine={name}: the sparse engine is not installed ({engine.install})")
+    if engine.gpu_only and not on_gpu:
+        raise ConfigError(f"model.engine={name} runs on GPUs only: use model.engine=spconv on a CPU")
     if _chosen.get("engine") != name:
         _chosen["engine"] = name
         spconv.cache_clear()
@@ -65,19 +116,13 @@ def current_engine() -> str:
 
 @functools.lru_cache(maxsize=1)
 def spconv():
-    """The chosen engine's ``pytorch`` module (spconv 2.x API), imported once, with the CPU backward shim."""
-    engine = current_engine()
-    if engine == "spconv-triton":
-        import spconv_triton.pytorch as sp
-
-        return sp
+    """The chosen engine's ``pytorch`` module (spconv 2.x API), imported once (spconv: with the CPU patches)."""
+    name = current_engine()
+    engine = ENGINES.get(name)
     try:
-        import spconv.pytorch as sp
+        return engine.load()
     except ImportError as err:
-        raise SealError(f"the sparse 3D backbone needs spconv: {INSTALL['spconv']}") from err
-    _patch_cpu_backward()
-    _patch_cpu_scatter_add()
-    return sp
+        raise SealError(f"the sparse 3D backbone needs {name}: {engine.install}") from err
 
 
 class _SafeSpconvOps:
@@ -142,3 +187,28 @@ def sparse_tensor(features: torch.Tensor, coords: torch.Tensor, batch_size: int,
 def with_features(x, features: torch.Tensor):
     """The same sparse tensor (same coordinates) carrying new features."""
     return x.replace_feature(features)
+
+
+def _patch_spconv_cpu() -> None:
+    _patch_cpu_backward()
+    _patch_cpu_scatter_add()
+
+
+def _spconv_api() -> ModuleType:
+    import spconv.pytorch
+
+    return spconv.pytorch
+
+
+def _spconv_triton_api() -> ModuleType:
+    import spconv_triton.pytorch
+
+    return spconv_triton.pytorch
+
+
+ENGINES.register("spconv", EngineSpec(
+    "spconv", _spconv_api, "pip install 'seal[cpu]' (spconv, CPU build) or a spconv-cuXXX build matching your "
+    "CUDA", prepare=_patch_spconv_cpu))
+ENGINES.register("spconv-triton", EngineSpec(
+    "spconv_triton", _spconv_triton_api, "pip install 'seal[gpu]' (spconv-triton; needs a CUDA or ROCm GPU)",
+    gpu_only=True))

@@ -1,5 +1,5 @@
-"""The trainable part of Seal pretraining: the 3D backbone F with its head H_p, the 2D head H_i, and - for ScaLR
-only - a 3D head to the teacher's width."""
+"""The trainable part of Seal pretraining: the 3D backbone F (the `BACKBONES` family ``model.backbone.name``) with
+its head H_p, the 2D head H_i, and - for ScaLR only - a 3D head to the teacher's width."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 from seal.core.config import ModelConfig
-from seal.models.minkunet import MinkUNet, ProjectionHead
+from seal.models.backbones import build_backbone
+from seal.models.minkunet import ProjectionHead
 from seal.models.sparse import sparse_tensor
 from seal.models.teachers import ImageHead
 
@@ -22,7 +23,7 @@ class SealStudent(nn.Module):
 
     def __init__(self, cfg: ModelConfig, teacher_channels: int, scalr_head: bool = False) -> None:
         super().__init__()
-        self.backbone = MinkUNet(cfg.backbone)
+        self.backbone = build_backbone(cfg.backbone)
         self.head3d = ProjectionHead(self.backbone.out_channels, cfg.proj_dim)
         self.head2d = ImageHead(teacher_channels, cfg.proj_dim)
         self.head_scalr = ProjectionHead(self.backbone.out_channels, teacher_channels) if scalr_head else None

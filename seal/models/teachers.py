@@ -1,5 +1,9 @@
 """The 2D network G of Seal: a frozen pretrained image backbone and the trainable head H_i on top of it.
 
+``teacher.backbone`` names a `TeacherSpec` in `TEACHERS`: the built-ins (dilated torchvision ResNets, timm DINO and
+DINOv2 ViTs) register in `seal.models.teacher_families` when `seal.models` is imported; a plugin registers its own
+through the entry-point group ``seal.teachers``.
+
 The backbone and the head are separate modules on purpose: the training loop wraps only the head (with the 3D
 network) in DDP, so the frozen teacher never enters gradient synchronisation. The backbone cannot train: its
 parameters do not require gradients, it stays in eval mode whatever `.train()` is called with (BatchNorm statistics
@@ -10,8 +14,8 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,97 +23,112 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from seal.core.config import TeacherConfig
 from seal.core.errors import ConfigError
-from seal.models.teacher_weights import (
-    convert_resnet_state_dict,
-    convert_vit_state_dict,
-    load_weights_into,
-    read_checkpoint,
-)
+from seal.core.registry import Registry
+from seal.models.teacher_weights import load_weights_into, read_checkpoint
 
 __all__ = [
     "FrozenImageBackbone",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "ImageHead",
     "ImageTeacher",
     "RandomTeacherWarning",
-    "SUPPORTED_BACKBONES",
+    "TEACHERS",
+    "TeacherSpec",
     "build_image_backbone",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
-# seal name -> timm architecture (DINO ViT-S/16, ViT-B/16; DINOv2 ViT-S/14, ViT-B/14).
-_VIT_ARCHS = {
-    "vit_small_patch16": "vit_small_patch16_224",
-    "vit_base_patch16": "vit_base_patch16_224",
-    "vit_small_patch14_dinov2": "vit_small_patch14_dinov2",
-    "vit_base_patch14_dinov2": "vit_base_patch14_dinov2",
-}
-_RESNET_ARCHS = ("resnet50", "resnet101")
-SUPPORTED_BACKBONES: tuple[str, ...] = (*_RESNET_ARCHS, *_VIT_ARCHS)
-
 
 class RandomTeacherWarning(UserWarning):
     """The image teacher has random weights: distilling it teaches the 3D network nothing useful."""
 
 
-def _dilated_resnet(name: str) -> tuple[nn.Module, int]:
-    """torchvision ResNet with layers 2-4 dilated instead of strided (output stride 4, as in SLidR); no classifier."""
-    import torchvision.models as tvm
+@dataclass(frozen=True)
+class TeacherSpec:
+    """What a 2D teacher name stands for: the network, the weight files it reads, how its feature map is read.
 
-    net = getattr(tvm, name)(weights=None, replace_stride_with_dilation=[True, True, True])
-    body = nn.Sequential(OrderedDict(
-        (k, getattr(net, k)) for k in ("conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4")
-    ))
-    return body, net.fc.in_features
+    A family (torchvision ResNets, timm ViTs, ...) subclasses this and implements three methods: `create` (the
+    network with random weights), `convert` (a checkpoint's weights -> the network's key names) and `features`
+    (normalised images -> the dense feature map). `build` is shared: it wraps the network in a
+    `FrozenImageBackbone` and loads the weights file. A plugin registers an instance through the entry-point group
+    ``seal.teachers`` (``myvit = "my_pkg:MY_SPEC"``); any object with this `build` works.
+    """
+
+    family: str                    # how the features are read, e.g. "resnet", "vit" (FrozenImageBackbone.kind)
+    arch: str                      # the torchvision / timm architecture it builds
+    stride: int                    # output stride of the feature map (a ViT's patch size)
+    width: int                     # channels of the feature map at the published size
+    formats: tuple[str, ...]       # the weight-file formats `convert` reads (told apart by their keys)
+    source: str = ""               # the published weights the name is meant for (paper, repository, file name)
+    mean: tuple[float, float, float] = IMAGENET_MEAN  # image normalisation the weights were trained with
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    def create(self, model_kwargs: dict[str, Any]) -> tuple[nn.Module, int, int]:
+        """The network with random weights, its output channels and stride (``model_kwargs`` may narrow it)."""
+        raise NotImplementedError
+
+    def convert(self, state_dict: dict[str, torch.Tensor], net: nn.Module) -> tuple[dict[str, torch.Tensor], str]:
+        """A checkpoint's weights under ``net``'s key names, and the format they were in (one of ``formats``)."""
+        raise NotImplementedError
+
+    def features(self, net: nn.Module, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """Normalised images [B, 3, H, W] -> features [B, C, h, w], (h, w) = ``size`` = ceil((H, W) / stride)."""
+        raise NotImplementedError
+
+    def build(self, name: str, weights: str | Path | None, model_kwargs: dict[str, Any],
+              strict: bool = True) -> FrozenImageBackbone:
+        """The frozen teacher ``name`` with the weights of the local file ``weights`` (None: random, loudly)."""
+        net, channels, stride = self.create(model_kwargs)
+        backbone = FrozenImageBackbone(name, net, self, channels, stride)
+        if weights is None:
+            warnings.warn(
+                f"image teacher {name} has RANDOM weights (teacher.weights is not set): distillation will not "
+                "transfer any pretrained knowledge. Set teacher.weights to a local checkpoint file for real "
+                "pretraining.",
+                RandomTeacherWarning,
+                stacklevel=3,
+            )
+            return backbone
+        path = Path(weights).expanduser()
+        sd, fmt = self.convert(read_checkpoint(path), net)
+        load_weights_into(net, sd, path, name, strict)
+        backbone.requires_grad_(False)
+        backbone.pretrained, backbone.weights, backbone.weights_format = True, path, fmt
+        backbone.description = f"{name} ({fmt} weights from {path})"
+        return backbone
 
 
-def _timm_vit(arch: str, model_kwargs: dict[str, Any]) -> nn.Module:
-    """A timm VisionTransformer without classifier that accepts any image size (position embedding resampled)."""
-    import timm
-    from timm.models.vision_transformer import VisionTransformer
-
-    if not timm.is_model(arch):
-        raise ConfigError(
-            f"teacher.backbone: unknown image backbone {arch!r}; supported: {', '.join(SUPPORTED_BACKBONES)} "
-            "(or the name of another timm VisionTransformer)"
-        )
-    entry = timm.models.model_entrypoint(arch)
-    if entry.__module__ != VisionTransformer.__module__:
-        raise ConfigError(
-            f"teacher.backbone: timm model {arch!r} (from {entry.__module__}) is not a VisionTransformer; supported: "
-            f"{', '.join(SUPPORTED_BACKBONES)} (or another timm VisionTransformer such as a DINOv2 *_reg4 model)"
-        )
-    kwargs = {"num_classes": 0, "dynamic_img_size": True, **model_kwargs}
-    try:
-        model = timm.create_model(arch, pretrained=False, **kwargs)
-    except TypeError as exc:  # an option this architecture does not take
-        raise ConfigError(f"teacher.backbone: cannot build {arch!r} with options {model_kwargs}: {exc}") from exc
-    assert isinstance(model, VisionTransformer)
-    return model
+# seal name -> TeacherSpec; built-ins register in seal.models.teacher_families, plugins through "seal.teachers"
+TEACHERS: Registry[TeacherSpec] = Registry("2D teacher", "seal.teachers", field=(TeacherConfig, "backbone"),
+                                           option="teacher.backbone")
 
 
 class FrozenImageBackbone(nn.Module):
     """A frozen pretrained image backbone: images [B, 3, H, W] in 0..1 -> dense features [B, C, H/s, W/s].
 
     Attributes: `out_channels`, `stride` (s), `pretrained` (False for random weights), `description`
-    (one line for run summaries), `name`, `weights` (path or None), `weights_format`.
+    (one line for run summaries), `name`, `spec` (its `TeacherSpec`), `weights` (path or None), `weights_format`.
     """
 
-    def __init__(self, name: str, net: nn.Module, kind: str, out_channels: int, stride: int) -> None:
+    def __init__(self, name: str, net: nn.Module, spec: TeacherSpec, out_channels: int, stride: int) -> None:
         super().__init__()
         self.name = name
         self.net = net
-        self.kind = kind  # "resnet" or "vit"
+        self.spec = spec
+        self.kind = spec.family
         self.out_channels = out_channels
         self.stride = stride
         self.pretrained = False
         self.weights: Path | None = None
         self.weights_format: str | None = None
         self.description = f"{name} (RANDOM INIT — no weights file given)"
-        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.std).view(1, 3, 1, 1), persistent=False)
         self.requires_grad_(False)
         self.train(False)
 
@@ -122,58 +141,31 @@ class FrozenImageBackbone(nn.Module):
         return math.ceil(height / self.stride), math.ceil(width / self.stride)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """ImageNet-normalise, run the frozen network without autograd, return a [B, C, h, w] feature map."""
+        """Normalise, run the frozen network without autograd, return a [B, C, h, w] feature map."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"image teacher expects images [B, 3, H, W] in 0..1, got shape {list(images.shape)}")
         with torch.no_grad():  # not inference_mode: the maps feed the trainable head H_i, which saves them
             x = (images.to(self.mean.dtype) - self.mean) / self.std
-            if self.kind == "resnet":
-                if x.is_cuda:  # convolutions run fastest in NHWC on GPUs (the weights were moved likewise)
-                    x = x.contiguous(memory_format=torch.channels_last)
-                return self.net(x)
-            height, width = x.shape[-2:]
-            h, w = self.output_size(height, width)
-            x = F.pad(x, (0, w * self.stride - width, 0, h * self.stride - height))  # pad right/bottom with mean
-            tokens = self.net.forward_features(x)[:, self.net.num_prefix_tokens:]  # drop cls/register tokens
-            return tokens.reshape(tokens.shape[0], h, w, -1).permute(0, 3, 1, 2).contiguous()
+            return self.spec.features(self.net, x, self.output_size(*x.shape[-2:]))
 
 
 def build_image_backbone(
     name: str, weights: str | Path | None, *, strict: bool = True, **model_kwargs: Any
 ) -> FrozenImageBackbone:
-    """Build the frozen image teacher `name` and load its weights from the local file `weights`.
+    """Build the frozen image teacher `name` (a `TEACHERS` name) and load its weights from the local file `weights`.
 
     The file format (MoCo-v2, torchvision, DINO plain or training checkpoint, DINOv2) is detected from its keys.
     `weights=None` gives random weights and a loud RandomTeacherWarning. `model_kwargs` go to timm (e.g.
     depth/embed_dim/num_heads for tiny test models). Nothing is ever downloaded.
     """
-    if name in _RESNET_ARCHS:
-        if model_kwargs:
-            raise ConfigError(f"teacher.backbone: {name} takes no extra options, got {sorted(model_kwargs)}")
-        net, channels = _dilated_resnet(name)
-        backbone = FrozenImageBackbone(name, net, "resnet", channels, stride=4)
-    else:
-        net = _timm_vit(_VIT_ARCHS.get(name, name), model_kwargs)
-        backbone = FrozenImageBackbone(name, net, "vit", int(net.embed_dim), stride=int(net.patch_embed.patch_size[0]))
-    if weights is None:
-        warnings.warn(
-            f"image teacher {name} has RANDOM weights (teacher.weights is not set): distillation will not transfer "
-            "any pretrained knowledge. Set teacher.weights to a local checkpoint file for real pretraining.",
-            RandomTeacherWarning,
-            stacklevel=2,
-        )
-        return backbone
-    path = Path(weights).expanduser()
-    sd = read_checkpoint(path)
-    if backbone.kind == "resnet":
-        sd, fmt = convert_resnet_state_dict(sd)
-    else:
-        sd, fmt = convert_vit_state_dict(sd, net)
-    load_weights_into(net, sd, path, name, strict)
-    backbone.requires_grad_(False)
-    backbone.pretrained, backbone.weights, backbone.weights_format = True, path, fmt
-    backbone.description = f"{name} ({fmt} weights from {path})"
-    return backbone
+    if name not in TEACHERS:
+        raise ConfigError(f"{TEACHERS.unknown(name)} (another timm VisionTransformer or family is a TeacherSpec "
+                          "registered through the entry-point group seal.teachers)")
+    spec = TEACHERS.get(name)
+    if not callable(getattr(spec, "build", None)):
+        raise ConfigError(f"teacher.backbone={name}: {TEACHERS.source(name)} registered a {type(spec).__name__}, "
+                          "not a TeacherSpec (no build method)")
+    return spec.build(name, weights, model_kwargs, strict)
 
 
 class ImageHead(nn.Module):

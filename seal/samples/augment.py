@@ -1,4 +1,4 @@
-"""Augmentations of SPEC section 7, each driven by an explicit numpy Generator (reproducible, resumable).
+"""Augmentations of docs/METHOD.md §7, each driven by an explicit numpy Generator (reproducible, resumable).
 
 3D: rotation about z, random flips of x and y, random cuboid drop that keeps >= N pairings per image.
 2D: random resized crop (bounded attempts: the reference's loop can spin forever) and horizontal flip, applied

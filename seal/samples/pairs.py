@@ -6,10 +6,12 @@ whichever worker or process builds it, and a resumed run sees exactly the data i
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 import torch
 
-from seal.core.batch import PairBatch
+from seal.core.batch import PairBatch, PairFrame, PairSample
 from seal.core.config import AugmentConfig, VoxelConfig
 from seal.core.errors import DataError
 from seal.core.frame import Dataset, Frame
@@ -53,7 +55,7 @@ class PairSamples(torch.utils.data.Dataset):
     def rng(self, index: int, epoch: int | None = None) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, index])
 
-    def __getitem__(self, key: int | tuple[int, int]) -> dict:
+    def __getitem__(self, key: int | tuple[int, int]) -> PairSample:
         """Sample ``index`` of the current epoch, or of ``epoch`` when the key is ``(epoch, index)`` (so loader
         workers that live across epochs draw the right augmentations)."""
         keep_freed_memory()  # a sample frees ~20 image-sized buffers: keep them for the next one (see there)
@@ -63,28 +65,24 @@ class PairSamples(torch.utils.data.Dataset):
         first, second = seq.pair(t, self.gap)
         pair = load_pair(superpoint_path(self.superpoints, first.id), first.num_points, second.num_points)
         rng = self.rng(index, epoch)
-        sample = {"id": first.id}
-        sample.update(self._camera_part(first, rng))
-        keep_t = self._keep(first.xyz, rng, sample)
-        sample.update(_points_part(first, pair.first, keep_t, rng, self.augment, self.voxel, "t"))
+        crops = self._camera_part(first, rng)
+        keep_t = None
+        if self.augment.cuboid_drop:
+            keep_t = cuboid_drop(first.xyz, rng, crops.point, crops.image, len(crops.images),
+                                 self.augment.min_pairings_per_image)
+        frame_t = _points_part(first, pair.first, keep_t, rng, self.augment, self.voxel)
+        point, image, row, col = crops.point, crops.image, crops.row, crops.col
         if keep_t is not None:  # pairings refer to kept points only, renumbered
             renumber = np.cumsum(keep_t) - 1
-            mask = keep_t[sample["pair_point"]]
-            for key in ("pair_point", "pair_image", "pair_row", "pair_col"):
-                sample[key] = sample[key][mask]
-            sample["pair_point"] = renumber[sample["pair_point"]]
+            mask = keep_t[point]
+            point, image, row, col = renumber[point[mask]], image[mask], row[mask], col[mask]
         keep_n = cuboid_drop(second.xyz, rng) if self.augment.cuboid_drop else None
-        sample.update(_points_part(second, pair.second, keep_n, rng, self.augment, self.voxel, "n"))
-        sample["pair_voxel"] = sample["inverse_t"][sample.pop("pair_point")]
-        return sample
+        frame_n = _points_part(second, pair.second, keep_n, rng, self.augment, self.voxel)
+        return PairSample(id=first.id, frame_t=frame_t, frame_n=frame_n, images=crops.images,
+                          superpixels=crops.superpixels, pair_voxel=frame_t.inverse[point], pair_image=image,
+                          pair_row=row, pair_col=col)
 
-    def _keep(self, xyz: np.ndarray, rng: np.random.Generator, sample: dict) -> np.ndarray | None:
-        if not self.augment.cuboid_drop:
-            return None
-        return cuboid_drop(xyz, rng, sample["pair_point"], sample["pair_image"], len(sample["images"]),
-                           self.augment.min_pairings_per_image)
-
-    def _camera_part(self, frame: Frame, rng: np.random.Generator) -> dict:
+    def _camera_part(self, frame: Frame, rng: np.random.Generator) -> _Crops:
         """Cropped images and superpixel maps, and the pairings of frame t's points with them."""
         maps = load_frame_superpixels(self.superpixels, frame)
         pairs = pair_points(frame.xyz, frame.cameras, min_depth=self.min_depth)
@@ -107,44 +105,61 @@ class PairSamples(torch.utils.data.Dataset):
             cols.append(col)
         if not images:
             raise DataError(frame.id, "has no cameras: pretraining needs images for L_vfm")
-        return {"images": np.stack(images), "superpixels": np.stack(labels), "pair_point": np.concatenate(points),
-                "pair_image": np.concatenate(cams), "pair_row": np.concatenate(rows), "pair_col": np.concatenate(cols)}
+        return _Crops(np.stack(images), np.stack(labels), np.concatenate(points), np.concatenate(cams),
+                      np.concatenate(rows), np.concatenate(cols))
+
+
+class _Crops(NamedTuple):
+    """The camera part of a sample: crops, their superpixel maps and the pairings (point, crop, row, col)."""
+
+    images: np.ndarray
+    superpixels: np.ndarray
+    point: np.ndarray
+    image: np.ndarray
+    row: np.ndarray
+    col: np.ndarray
 
 
 def _points_part(frame: Frame, segments: np.ndarray, keep: np.ndarray | None, rng: np.random.Generator,
-                 aug: AugmentConfig, voxel: VoxelConfig, tag: str) -> dict:
+                 aug: AugmentConfig, voxel: VoxelConfig) -> PairFrame:
     """Augmented, voxelised points of one frame with per-point superpoint ids."""
     points = frame.points if keep is None else frame.points[keep]
     segments = segments if keep is None else segments[keep]
     xyz = rotate_flip(points[:, :3], rng, aug.rotate, aug.flip)
     vox = voxelize(xyz, voxel.size, voxel.mode, voxel.angle_bin_deg)
-    return {f"coords_{tag}": vox.coords, f"feats_{tag}": vox.mean(points[:, 3:4]).astype(np.float32),
-            f"inverse_{tag}": vox.inverse, f"segments_{tag}": segments.astype(np.int64)}
+    return PairFrame(coords=vox.coords, feats=vox.mean(points[:, 3:4]).astype(np.float32), inverse=vox.inverse,
+                     segments=segments.astype(np.int64))
 
 
-def collate_pairs(samples: list[dict]) -> PairBatch:
+def collate_pairs(samples: list[PairSample]) -> PairBatch:
     """Batch samples: one sparse tensor holding every frame t (batch b) and t+gap (batch B+b); pairings, voxel
-    indices, superpixel ids and superpoint ids offset per sample by the true counts (never a fixed constant)."""
+    indices, superpixel ids and superpoint ids offset per sample by the true counts (never a fixed constant).
+
+    Every sample's indices are checked first and the batch's after (`PairSample.check`, `PairBatch.check`), here
+    on the CPU, so the losses trust the batch: a bad cache file is a DataError naming the sample and the field."""
+    for s in samples:
+        s.check()
     B = len(samples)
     coords, feats = [], []
     voxel_offset = 0
     offsets = {}
     for tag, base in (("t", 0), ("n", B)):
         for b, s in enumerate(samples):
-            c = s[f"coords_{tag}"]
+            frame = s.frame_t if tag == "t" else s.frame_n
+            c = frame.coords
             coords.append(np.column_stack([np.full(c.shape[0], base + b, dtype=np.int32), c]))
-            feats.append(s[f"feats_{tag}"])
+            feats.append(frame.feats)
             offsets[(tag, b)] = voxel_offset
             voxel_offset += c.shape[0]
     coords_all, feats_all = torch.from_numpy(np.concatenate(coords)), torch.from_numpy(np.concatenate(feats))
     point_voxel = {}
     for tag in ("t", "n"):
         point_voxel[tag] = torch.from_numpy(np.concatenate(
-            [s[f"inverse_{tag}"] + offsets[(tag, b)] for b, s in enumerate(samples)]))
+            [(s.frame_t if tag == "t" else s.frame_n).inverse + offsets[(tag, b)] for b, s in enumerate(samples)]))
     # superpoints: ids >= 0 shared by the two frames of a sample, offset by that sample's true id count
     seg_t, seg_n, seg_offset = [], [], 0
     for s in samples:
-        a, n = s["segments_t"], s["segments_n"]
+        a, n = s.frame_t.segments, s.frame_n.segments
         seg_t.append(np.where(a >= 0, a + seg_offset, -1))
         seg_n.append(np.where(n >= 0, n + seg_offset, -1))
         seg_offset += int(max(a.max(initial=-1), n.max(initial=-1))) + 1
@@ -152,25 +167,27 @@ def collate_pairs(samples: list[dict]) -> PairBatch:
     images, pixel_ids, pair_voxel, pair_sp, pair_pixel = [], [], [], [], []
     sp_offset = image_offset = 0
     for b, s in enumerate(samples):
-        for i in range(s["images"].shape[0]):
-            m = s["superpixels"][i]
+        for i in range(s.images.shape[0]):
+            m = s.superpixels[i]
             height, width = m.shape
-            images.append(s["images"][i])
+            images.append(s.images[i])
             pixel_ids.append(np.where(m > 0, m - 1 + sp_offset, -1).ravel())
-            sel = s["pair_image"] == i
-            ids = m[s["pair_row"][sel], s["pair_col"][sel]]
+            sel = s.pair_image == i
+            ids = m[s.pair_row[sel], s.pair_col[sel]]
             pair_sp.append(np.where(ids > 0, ids - 1 + sp_offset, -1))
-            pair_voxel.append(s["pair_voxel"][sel] + offsets[("t", b)])
-            pair_pixel.append((image_offset + i) * height * width + s["pair_row"][sel].astype(np.int64) * width
-                              + s["pair_col"][sel])
+            pair_voxel.append(s.pair_voxel[sel] + offsets[("t", b)])
+            pair_pixel.append((image_offset + i) * height * width + s.pair_row[sel].astype(np.int64) * width
+                              + s.pair_col[sel])
             sp_offset += int(m.max())
-        image_offset += s["images"].shape[0]
-    return PairBatch(
-        coords=coords_all, feats=feats_all, batch_size=2 * B, ids=[s["id"] for s in samples],
+        image_offset += s.images.shape[0]
+    batch = PairBatch(
+        coords=coords_all, feats=feats_all, batch_size=2 * B, ids=[s.id for s in samples],
         point_voxel_t=point_voxel["t"], point_voxel_n=point_voxel["n"],
         segments_t=torch.from_numpy(np.concatenate(seg_t)), segments_n=torch.from_numpy(np.concatenate(seg_n)),
         images=torch.from_numpy(np.stack(images)), pixel_superpixel=torch.from_numpy(np.concatenate(pixel_ids)),
         pair_voxel=torch.from_numpy(np.concatenate(pair_voxel)),
         pair_superpixel=torch.from_numpy(np.concatenate(pair_sp)),
         pair_pixel=torch.from_numpy(np.concatenate(pair_pixel).astype(np.int64)),
-        num_points=int(sum(s["inverse_t"].shape[0] + s["inverse_n"].shape[0] for s in samples)))
+        num_points=int(sum(s.frame_t.inverse.shape[0] + s.frame_n.inverse.shape[0] for s in samples)))
+    batch.check()
+    return batch

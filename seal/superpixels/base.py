@@ -1,4 +1,4 @@
-"""The superpixel interface and the id rules every method obeys (SPEC section 3).
+"""The superpixel interface and the id rules every method obeys (docs/METHOD.md §3).
 
 A label map is uint16, one value per pixel: ``NONE`` (0) marks pixels no segment covers (they never form a
 superpixel), segments are 1..K, densely numbered. Methods return any integer map with negative values for
@@ -15,16 +15,29 @@ from typing import Any
 import numpy as np
 
 from seal.core.atomic import atomic_path
+from seal.core.config import SuperpixelConfig
 from seal.core.errors import DataError
+from seal.core.registry import Registry
 
 NONE = 0
 MAX_SEGMENTS = np.iinfo(np.uint16).max
 
+# name -> Superpixelizer subclass; built-ins register beside their class, plugins through "seal.superpixels"
+SUPERPIXELS: Registry[type[Superpixelizer]] = Registry("superpixel method", "seal.superpixels",
+                                                       field=(SuperpixelConfig, "method"),
+                                                       option="superpixels.method")
+
 
 class Superpixelizer(ABC):
-    """Turns an RGB image into a segment map. Subclasses set ``name`` and implement `segment`."""
+    """Turns an RGB image into a segment map. Subclasses set ``name``, implement `segment`, and build themselves
+    from the superpixel config in `from_config` (a plugin method reads its own keys from ``cfg.options``)."""
 
     name: str = ""
+
+    @classmethod
+    def from_config(cls, cfg: SuperpixelConfig) -> Superpixelizer:
+        """This method configured from ``cfg``: by default ``cls(**cfg.options)`` (a plugin's own options)."""
+        return cls(**cfg.options)
 
     @abstractmethod
     def params(self) -> dict[str, Any]:

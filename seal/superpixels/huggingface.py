@@ -4,7 +4,7 @@ This is how the paper's X-Decoder / OpenSeeD / SEEM-style sources are reproduced
 
 - panoptic (``AutoModelForUniversalSegmentation``: Mask2Former, MaskFormer, ...): the processor's
   ``post_process_panoptic_segmentation`` gives one segment per thing instance; stuff classes are passed as
-  ``label_ids_to_fuse`` so all segments of one stuff class merge (SPEC section 3). Which classes are stuff comes
+  ``label_ids_to_fuse`` so all segments of one stuff class merge (docs/METHOD.md §3). Which classes are stuff comes
   from ``stuff_classes`` (ids or label names) if given, else from a ``stuff_classes`` / ``label_ids_to_fuse``
   entry in the model's config.json, else from the processor's ``metadata["thing_ids"]`` (OneFormer) as their
   complement; with none of these nothing is fused (finer superpixels, never merged wrongly). Pixels the model
@@ -22,14 +22,15 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seal.core.config import HuggingFaceConfig
+from seal.core.config import HuggingFaceConfig, SuperpixelConfig
 from seal.core.errors import ConfigError, SealError
-from seal.superpixels.base import Superpixelizer
+from seal.superpixels.base import SUPERPIXELS, Superpixelizer
 
 MODES = ("auto", "panoptic", "semantic")
 
@@ -77,6 +78,8 @@ def _import_transformers() -> Any:
 
 _D = HuggingFaceConfig()  # the one place the defaults are written
 
+
+@SUPERPIXELS.register("hf")
 class HuggingFaceSuperpixels(Superpixelizer):
     """A local Hugging Face segmentation model -> one label map per image (see the module docstring).
 
@@ -85,6 +88,13 @@ class HuggingFaceSuperpixels(Superpixelizer):
     """
 
     name = "hf"
+
+    @classmethod
+    def from_config(cls, cfg: SuperpixelConfig) -> HuggingFaceSuperpixels:
+        if not cfg.hf.model_dir:
+            raise ConfigError("superpixels.method=hf needs superpixels.hf.model_dir=FOLDER (a local transformers "
+                              "segmentation model saved with save_pretrained)")
+        return cls(device=cfg.device, **asdict(cfg.hf))
 
     def __init__(self, model_dir: str | Path, mode: str = _D.mode, threshold: float = _D.threshold,
                  overlap_threshold: float = _D.overlap_threshold, device: str = "cpu",

@@ -15,14 +15,15 @@ from __future__ import annotations
 
 import re
 import zlib
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seal.core.config import OracleConfig
+from seal.core.config import OracleConfig, SuperpixelConfig
 from seal.core.errors import ConfigError, DataError
-from seal.superpixels.base import Superpixelizer, read_label_png
+from seal.superpixels.base import SUPERPIXELS, Superpixelizer, read_label_png
 
 _IMAGE_DIR = re.compile(r"image_(\d+)$")
 _HINT = ("superpixels.method=oracle reads the oracle segment maps of synthetic data: generate the dataset with "
@@ -104,11 +105,16 @@ def merge_segments(seg: np.ndarray, rate: float, rng: np.random.Generator) -> np
     return roots[out]
 
 
+@SUPERPIXELS.register("oracle")
 class OracleSuperpixels(Superpixelizer):
     """The oracle segment maps of synthetic data (`seal synth --segments`): an upper bound on what a perfect VFM
     could give, optionally degraded by seeded random splits and merges (see the module docstring)."""
 
     name = "oracle"
+
+    @classmethod
+    def from_config(cls, cfg: SuperpixelConfig) -> OracleSuperpixels:
+        return cls(**asdict(cfg.oracle))
 
     def __init__(self, split_rate: float = _D.split_rate, merge_rate: float = _D.merge_rate,
                  seed: int = _D.seed) -> None:

@@ -12,14 +12,15 @@ Every value is a segment by default (``none_value=None``); producers that mark u
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seal.core.config import PrecomputedConfig
+from seal.core.config import PrecomputedConfig, SuperpixelConfig
 from seal.core.errors import ConfigError, DataError
-from seal.superpixels.base import Superpixelizer, read_label_png
+from seal.superpixels.base import SUPERPIXELS, Superpixelizer, read_label_png
 
 EXTENSIONS = (".png", ".npy")
 PLACEHOLDERS = ("sequence", "camera", "frame_name", "frame_id", "image_stem")
@@ -46,10 +47,18 @@ def _read_map(path: Path) -> np.ndarray:
 
 _D = PrecomputedConfig()  # the one place the defaults are written
 
+
+@SUPERPIXELS.register("precomputed")
 class PrecomputedSuperpixels(Superpixelizer):
     """Reads one label map per image from ``folder`` following ``pattern`` (see the module docstring)."""
 
     name = "precomputed"
+
+    @classmethod
+    def from_config(cls, cfg: SuperpixelConfig) -> PrecomputedSuperpixels:
+        if not cfg.precomputed.folder:
+            raise ConfigError("superpixels.method=precomputed needs superpixels.precomputed.folder=FOLDER")
+        return cls(**asdict(cfg.precomputed))
 
     def __init__(self, folder: str | Path, pattern: str = _D.pattern, none_value: int | None = _D.none_value) -> None:
         self.folder = Path(folder).expanduser().resolve()

@@ -2,19 +2,20 @@
 
 The masks overlap, so they are painted larger first and smaller ones win (as the Seal reference does); pixels no
 mask covers are uncovered (-1 -> the reserved "none" id), never id 0 of the largest mask, and ids are relabelled
-densely into uint16 by `finalize`, so nothing wraps at 255 (both bugs of the official script, SPEC section 3).
+densely into uint16 by `finalize`, so nothing wraps at 255 (both bugs of the official script, docs/METHOD.md §3).
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from seal.core.config import SamConfig
+from seal.core.config import SamConfig, SuperpixelConfig
 from seal.core.errors import ConfigError, DataError, SealError
-from seal.superpixels.base import Superpixelizer, paint_masks
+from seal.superpixels.base import SUPERPIXELS, Superpixelizer, paint_masks
 
 MODEL_TYPES = ("vit_h", "vit_l", "vit_b")
 CHECKPOINT_HINT = ("download a SAM checkpoint (sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth, "
@@ -34,6 +35,8 @@ def _import_segment_anything() -> Any:
 
 _D = SamConfig()  # the one place the defaults are written
 
+
+@SUPERPIXELS.register("sam")
 class SamSuperpixels(Superpixelizer):
     """Segment Anything (automatic mask generator) -> one label map per image.
 
@@ -44,6 +47,13 @@ class SamSuperpixels(Superpixelizer):
     """
 
     name = "sam"
+
+    @classmethod
+    def from_config(cls, cfg: SuperpixelConfig) -> SamSuperpixels:
+        if not cfg.sam.checkpoint:
+            raise ConfigError("superpixels.method=sam needs superpixels.sam.checkpoint=PATH (a local SAM "
+                              "checkpoint such as sam_vit_h_4b8939.pth; seal never downloads weights)")
+        return cls(device=cfg.device, **asdict(cfg.sam))
 
     def __init__(self, checkpoint: str | Path | None, model_type: str = _D.model_type,
                  points_per_side: int = _D.points_per_side, pred_iou_thresh: float = _D.pred_iou_thresh,

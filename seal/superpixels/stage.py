@@ -58,15 +58,14 @@ def run_superpixels(dataset: Dataset, method: Superpixelizer, cache_root: Path, 
                     fail_fast: bool = False, progress: bool = True) -> StageReport:
     """Compute the missing maps of this shard's frames; finished maps are skipped, failures reported."""
     cache = superpixel_cache(cache_root, method)
-    tasks, index, first = [], 0, None
-    for seq in dataset.sequences:
+    tasks, first = [], None
+    for seq, index in zip(dataset.sequences, dataset.sequence_starts, strict=True):
         for local in range(len(seq)):
             name = seq.frame_id(local)
             cameras = seq.cameras_of(local)
             if cameras:
                 tasks.append(_frame_task(dataset, index + local, name, cameras, cache, method))
                 first = index + local if first is None else first
-        index += len(seq)
     if first is not None and type(method).check is not Superpixelizer.check:
         frame = dataset[first]
         method.check(image_context(frame, frame.cameras[0]))

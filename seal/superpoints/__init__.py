@@ -1,1 +1,1 @@
-"""Temporal superpoints as a cached pipeline stage (SPEC section 4); the geometry is in seal.geometry."""
+"""Temporal superpoints as a cached pipeline stage (docs/METHOD.md §4); the geometry is in seal.geometry."""

@@ -12,7 +12,7 @@ from seal.core.config import VoxelConfig
 from seal.core.frame import Frame
 from seal.core.labelmap import LabelMap
 from seal.core.projection import pair_points
-from seal.models.minkunet import MinkUNet
+from seal.models.backbones import SparseBackbone
 from seal.models.segmentation import SegmentationModel, predict_frame
 from seal.models.sparse import sparse_tensor
 from seal.samples.frames import voxel_sample
@@ -76,18 +76,18 @@ def show_predictions(model: SegmentationModel, frame: Frame, label_map: LabelMap
 
 
 @torch.no_grad()
-def point_features(backbone: MinkUNet, frame: Frame, voxel: VoxelConfig, device: torch.device | str = "cpu"
+def point_features(backbone: SparseBackbone, frame: Frame, voxel: VoxelConfig, device: torch.device | str = "cpu"
                    ) -> np.ndarray:
     """L2-normalised backbone features of every point (voxel features mapped back)."""
     backbone.eval()
     sample = voxel_sample(frame, voxel)
-    coords = torch.from_numpy(np.column_stack([np.zeros(len(sample["coords"]), np.int32), sample["coords"]]))
-    feats = backbone(sparse_tensor(torch.from_numpy(sample["feats"]).to(device), coords.to(device), 1))
+    coords = torch.from_numpy(np.column_stack([np.zeros(len(sample.coords), np.int32), sample.coords]))
+    feats = backbone(sparse_tensor(torch.from_numpy(sample.feats).to(device), coords.to(device), 1))
     feats = torch.nn.functional.normalize(feats, dim=1).cpu().numpy()
-    return feats[sample["inverse"]]
+    return feats[sample.inverse]
 
 
-def show_similarity(backbones: dict[str, MinkUNet], frame: Frame, voxel: VoxelConfig, out: Path, query: int,
+def show_similarity(backbones: dict[str, SparseBackbone], frame: Frame, voxel: VoxelConfig, out: Path, query: int,
                     extent: float = 40.0) -> Path:
     """For each backbone, the cosine similarity of every point's feature to the query point's (a star)."""
     from seal.viz.plot import _pyplot, save_figure

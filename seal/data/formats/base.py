@@ -1,8 +1,9 @@
-"""What the formats share: a split of sequences as the official split, and a check of the options they take."""
+"""What the built-in formats share: a detector and a reader named by reference, a check of the options a reader
+takes, and a split of sequences as the official split (the split rules themselves are `seal.data.splits`)."""
 
 from __future__ import annotations
 
-import importlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -12,19 +13,24 @@ from seal.data import splits
 
 
 class SequenceSplitFormat(DatasetFormat):
-    """A format whose official split, when it has one, is a split of sequences (see `splits.sequence_split`)."""
+    """A format whose official split, when it has one, is a split of sequences (see `splits.sequence_split`).
+
+    Subclasses set ``detector`` and ``reader`` to the functions of their module, wrapped in `staticmethod`:
+    ``detector = staticmethod(is_semanticstf)``; ``reader = staticmethod(open_semanticstf)``."""
 
     train_sequences: tuple[str, ...] = ()
     val_sequences: tuple[str, ...] = ()
     options: tuple[str, ...] = ("label_map",)  # the reader options `open` accepts
-    reader: str = ""    # "module:function" that opens the layout (imported on first use: readers pull in numpy,
-    detector: str = ""  # pyarrow...); "module:function" that tells whether a folder holds it ("" = --kind only)
+    detector: Callable[[Path], bool] | None = None  # whether a folder holds the layout (None: --kind only)
+    reader: Callable[..., Dataset] | None = None    # opens the layout, with the options above
 
     def detect(self, root: Path) -> bool:
-        return bool(self.detector) and bool(_function(self.detector)(root))
+        return self.detector is not None and bool(self.detector(root))
 
     def open(self, root: Path, **options: Any) -> Dataset:
-        return _function(self.reader)(root, **self.accepted(options))
+        if self.reader is None:
+            raise NotImplementedError(f"the {self.name} format names no reader")
+        return self.reader(root, **self.accepted(options))
 
     def official_split(self, dataset: Dataset, fraction: int) -> tuple[list[int], list[str]] | None:
         if not self.train_sequences:
@@ -44,7 +50,4 @@ class SequenceSplitFormat(DatasetFormat):
         return options
 
 
-def _function(spec: str):
-    """The function a ``"module:function"`` string names."""
-    module, name = spec.split(":")
-    return getattr(importlib.import_module(module), name)
+__all__ = ["SequenceSplitFormat"]

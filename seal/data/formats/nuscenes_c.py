@@ -16,26 +16,25 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
-from seal.core.config import CORRUPTIONS, SEVERITIES
+import numpy as np
+
 from seal.core.errors import DataError
 from seal.core.frame import Dataset, Sequence
 from seal.core.labelmap import LabelMap, load_label_map
-from seal.data.nuscenes import (
+from seal.data.formats.base import SequenceSplitFormat
+from seal.data.formats.nuscenes import (
     LIDAR_CHANNEL,
+    NuScenesFormat,
     NuScenesTables,
-    _lidarseg_lookup,
-    _scene_sequence,
     keyframe_records,
+    lidarseg_lookup,
+    scene_sequence,
     scenes_in_order,
 )
+from seal.data.formats.registry import FORMATS
+from seal.data.formats.robo3d import ROBO3D_CORRUPTIONS, released_folders
 
 LIDAR_DIR = Path("samples") / LIDAR_CHANNEL
-
-
-def released_folders(root: Path, marker: Path) -> list[tuple[str, str, Path]]:
-    """(corruption, severity, folder) of every ``root/<corruption>/<severity>/`` holding ``marker``, in the order
-    of `seal.core.config.CORRUPTIONS` and `SEVERITIES`."""
-    return [(c, s, root / c / s) for c in CORRUPTIONS for s in SEVERITIES if (root / c / s / marker).is_dir()]
 
 
 def is_nuscenes_c(root: Path) -> bool:
@@ -65,7 +64,7 @@ def open_overlay(tables: NuScenesTables, folder: Path, lmap: LabelMap, prefix: s
         lidar = [lidar_of_sample[s["token"]] for s in samples if s["token"] in lidar_of_sample]
         if lidar:
             named = {**scene, "name": prefix + scene["name"]}
-            seqs.append(_scene_sequence(view, named, lidar, cams_of_sample, lmap))
+            seqs.append(scene_sequence(view, named, lidar, cams_of_sample, lmap))
     if not seqs:
         raise DataError(folder, f"holds none of the LiDAR keyframes of {tables.folder}",
                         f"expected {LIDAR_DIR}/*.pcd.bin named as in the clean release")
@@ -77,7 +76,7 @@ def open_nuscenes_c(root: Path, nuscenes_root: str | Path | None = None, version
     """Every corruption/severity folder under ``root`` (or ``root`` itself, one such folder) as sequences named
     ``<corruption>-<severity>-<scene>``."""
     tables = NuScenesTables(_tables_root(root, nuscenes_root), version)
-    lmap = label_map or _lidarseg_lookup(tables, load_label_map("nuscenes"))
+    lmap = label_map or lidarseg_lookup(tables, load_label_map("nuscenes"))
     folders = released_folders(root, LIDAR_DIR)
     if folders:
         seqs = [seq for c, s, folder in folders for seq in open_overlay(tables, folder, lmap, f"{c}-{s}-")]
@@ -85,9 +84,42 @@ def open_nuscenes_c(root: Path, nuscenes_root: str | Path | None = None, version
         seqs = open_overlay(tables, root, lmap)
     else:
         raise DataError(root, "is not a nuScenes-C folder",
-                        f"expected <corruption>/<severity>/{LIDAR_DIR}/ (corruptions: {', '.join(CORRUPTIONS)})")
+                        f"expected <corruption>/<severity>/{LIDAR_DIR}/ (corruptions: {', '.join(ROBO3D_CORRUPTIONS)})")
     notes = [f"Robo3D nuScenes-C, tables of {tables.folder}"]
     return Dataset(root=root, kind="nuscenes-c", sequences=seqs, label_map=lmap, notes=notes)
 
 
-__all__ = ["open_nuscenes_c", "open_overlay", "is_nuscenes_c", "released_folders"]
+@FORMATS.register("nuscenes-c")
+class NuScenesCFormat(SequenceSplitFormat):
+    """nuScenes-C; it shares nuScenes' tables, label map, prediction layout and baseline (by composition: an
+    evaluation set has no few-shot split of its own)."""
+
+    name = "nuscenes-c"
+    title = "nuScenes-C (Robo3D)"
+    layout = "<corruption>/<light|moderate|heavy>/{samples/LIDAR_TOP,lidarseg/v1.0-trainval}/"
+    needs = ("the Robo3D nuScenes-C release (OpenDataLab) + the clean nuScenes v1.0-trainval tables "
+             "(evaluate.robustness_root with the clean nuScenes as DATA, or v1.0-trainval/ linked into the root)")
+    detection = "<corruption>/<severity>/samples/LIDAR_TOP/ with Robo3D corruption names"
+    detect_priority = 21
+    label_map = "nuscenes"
+    split_note = "evaluation only (all keyframes of each corruption/severity)"
+    miou_convention = "absent-excluded"  # nuScenes' lidarseg classes and devkit rule
+    robustness_baseline = "nuscenes"
+    cameras = False
+    options = ("version", "nuscenes_root")
+    detector = staticmethod(is_nuscenes_c)
+    reader = staticmethod(open_nuscenes_c)
+
+    def __init__(self) -> None:
+        self.nuscenes = NuScenesFormat()
+
+    def prediction_file(self, folder: Path, frame_id: str) -> tuple[Path, np.dtype]:
+        return self.nuscenes.prediction_file(folder, frame_id)
+
+    def open_released(self, clean: Dataset, folder: Path) -> Dataset:
+        """One ``<corruption>/<severity>`` folder of nuScenes-C, read with ``clean``'s tables and label map."""
+        version = next((d.name for d in sorted((folder / "lidarseg").glob("v1.0-*"))), None)
+        return open_nuscenes_c(folder, nuscenes_root=clean.root, version=version, label_map=clean.label_map)
+
+
+__all__ = ["NuScenesCFormat", "is_nuscenes_c", "open_nuscenes_c", "open_overlay"]

@@ -6,7 +6,8 @@ filling the beam), and is detected when that power exceeds the power of a refere
 at ``floor_range``). Returns that were detectable in clear weather stay detectable unless the weather lowers
 them under that floor. Weather never raises a point's intensity. Each function works on the points alone and
 returns a `WeatherResult`: which original points survive (with their new intensity) and which points the
-weather created (fog droplets, snow flakes), each tied to the beam (original point) it replaced.
+weather created (fog droplets, snow flakes), each tied to the beam (original point) it replaced. The registered
+corruptions ``fog``, ``snow`` and ``wet_ground`` that apply these to a frame are in `seal.robustness.corruptions`.
 
 Models (written from the physics, after the ideas of Hahner et al., ICCV 2021 / CVPR 2022):
 - fog: extinction ``beta`` (1/m) attenuates every return by ``exp(-2 beta R)``; the fog itself backscatters

@@ -1,4 +1,5 @@
-"""Waymo Open Dataset v2 (v2.0.0 and later): Apache Parquet components, one file per component and segment::
+"""Waymo Open Dataset v2 (v2.0.0 and later), format and reader: Apache Parquet components, one file per component
+and segment::
 
     ROOT/[training|validation|testing/]<component>/<context_name>.parquet
 
@@ -29,12 +30,17 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from seal.core.errors import DataError
 from seal.core.frame import Camera, Dataset, Frame, Sequence
 from seal.core.labelmap import LabelMap
+from seal.data import splits
+from seal.data.formats.base import SequenceSplitFormat
+from seal.data.formats.kitti_layout import resolve_label_map
+from seal.data.formats.registry import FORMATS
 
 SPLITS = ("training", "validation", "testing")
 TOP = 1
@@ -326,4 +332,34 @@ def validation_contexts(root: Path) -> list[str]:
     return sorted(p.stem for p in (root / "validation" / "lidar").glob("*.parquet"))
 
 
-__all__ = ["open_waymo", "is_waymo", "range_image_points", "validation_contexts", "split_dirs", "parquet"]
+@FORMATS.register("waymo")
+class WaymoFormat(SequenceSplitFormat):
+    name = "waymo"
+    title = "Waymo Open (v2)"
+    layout = "[training|validation/]<component>/<context>.parquet (v2.0.0+ Parquet components)"
+    needs = ("lidar, lidar_calibration, vehicle_pose (+ lidar_segmentation for labels, camera_image and "
+             "camera_calibration for pretraining); pip install 'seal[waymo]' (pyarrow)")
+    detection = "lidar/*.parquet (or training|validation|testing/lidar/*.parquet)"
+    detect_priority = 11
+    label_map = "waymo"
+    split_note = "training/ vs validation/ segments; few-shot: every k-th labelled training frame"
+    # waymo-open-dataset metrics/segmentation_metrics.cc SegmentationMetricsIOU::ComputeIOU
+    miou_convention = "absent-as-one"
+    options = ("label_map", "sweeps")
+    detector = staticmethod(is_waymo)
+
+    def open(self, root: Path, **options: Any) -> Dataset:
+        options = self.accepted(options)
+        lmap = resolve_label_map(root, options.get("label_map"), self.label_map)
+        return open_waymo(root, lmap, sweeps=bool(options.get("sweeps", False)))
+
+    def official_split(self, dataset: Dataset, fraction: int) -> tuple[list[int], list[str]] | None:
+        val = set(validation_contexts(dataset.root))
+        if not val:
+            return None
+        train = tuple(s.name for s in dataset.sequences if s.name not in val)
+        return splits.sequence_split(dataset, fraction, train, sorted(val))
+
+
+__all__ = ["WaymoFormat", "open_waymo", "is_waymo", "range_image_points", "validation_contexts", "split_dirs",
+           "parquet"]

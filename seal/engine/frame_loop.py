@@ -1,5 +1,6 @@
-"""Full-resolution evaluation: voxel predictions mapped back to every point, one confusion matrix per split,
-optional corruption applied on the fly (robustness), optional predictions written in the dataset's format."""
+"""The per-frame evaluation loop: voxel predictions mapped back to every point, one confusion matrix per split,
+optional corruption applied on the fly (robustness), optional predictions written in the dataset's format.
+`seal evaluate` itself (clean, robustness, released sets) is `seal.engine.evaluation`."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def evaluate_frames(model: SegmentationModel, dataset: Dataset, indices: list[in
     for index in tqdm(indices, desc=desc, unit="frame", disable=not progress, dynamic_ncols=True, leave=False):
         frame = dataset[index]
         if corruption is not None:
-            from seal.data.corruptions import corrupt_frame
+            from seal.robustness import corrupt_frame
 
             frame = corrupt_frame(frame, corruption[0], corruption[1], dataset.label_map, seed=seed)
         if frame.num_points == 0:

@@ -1,4 +1,5 @@
-"""nuScenes reader over the official table layout (``v1.0-*/*.json``, ``samples/``, ``sweeps/``, ``lidarseg/``).
+"""nuScenes, format and reader, over the official table layout (``v1.0-*/*.json``, ``samples/``, ``sweeps/``,
+``lidarseg/``).
 
 It reads the JSON tables directly rather than through nuscenes-devkit: the tables are plain JSON and the devkit
 drags in OpenCV, Shapely and pycocotools for the few joins a reader needs. A scene becomes a `Sequence` whose
@@ -6,6 +7,8 @@ frames are its keyframes (samples, 2 Hz) with their six cameras, or, with ``swee
 (20 Hz; cameras only on keyframes). Each camera gets the full chain
 lidar -> ego (lidar time) -> global -> ego (camera time) -> camera. Every frame is named by its LiDAR sample_data
 token (keyframes and sweeps alike), the token lidarseg files and predictions are named by.
+
+The tables, keyframe records and scene sequences serve the nuScenes-C format too (`seal.data.formats.nuscenes_c`).
 """
 
 from __future__ import annotations
@@ -20,6 +23,9 @@ from seal.core.errors import DataError
 from seal.core.frame import Camera, Dataset, Frame, Sequence
 from seal.core.io import check_rigid, point_count, read_points
 from seal.core.labelmap import LabelMap, load_label_map
+from seal.data import splits
+from seal.data.formats.base import SequenceSplitFormat
+from seal.data.formats.registry import FORMATS, format_of
 
 LIDAR_CHANNEL = "LIDAR_TOP"
 _TABLES = ("scene", "sample", "sample_data", "calibrated_sensor", "ego_pose", "sensor")
@@ -89,7 +95,7 @@ class NuScenesTables:
         return ego @ calib
 
 
-def _lidarseg_lookup(tables: NuScenesTables, lmap: LabelMap) -> LabelMap:
+def lidarseg_lookup(tables: NuScenesTables, lmap: LabelMap) -> LabelMap:
     """The label map re-keyed by this release's category indices (matched by category name)."""
     by_name = {name: raw for raw, name in lmap.raw_names.items()}
     pairs = [(c["index"], by_name[c["name"]]) for c in tables.categories
@@ -135,14 +141,14 @@ def scenes_in_order(tables: NuScenesTables) -> list[tuple[dict, list[dict]]]:
 def open_nuscenes(root: Path, version: str | None = None, sweeps: bool = False) -> Dataset:
     """Open every scene of a nuScenes release as a sequence of keyframes (or of all sweeps)."""
     tables = NuScenesTables(root, version)
-    lmap = _lidarseg_lookup(tables, load_label_map("nuscenes"))
+    lmap = lidarseg_lookup(tables, load_label_map("nuscenes"))
     lidar_of_sample, cams_of_sample = keyframe_records(tables)
     seqs = []
     for scene, samples in scenes_in_order(tables):
         lidar = [lidar_of_sample[s["token"]] for s in samples if s["token"] in lidar_of_sample]
         if sweeps and lidar:
             lidar = _sweep_chain(tables, lidar[0], scene["token"])
-        seqs.append(_scene_sequence(tables, scene, lidar, cams_of_sample, lmap))
+        seqs.append(scene_sequence(tables, scene, lidar, cams_of_sample, lmap))
     return Dataset(root=root, kind="nuscenes", sequences=seqs, label_map=lmap,
                    notes=[f"version {tables.version}", "keyframes" if not sweeps else "all LiDAR sweeps"])
 
@@ -162,7 +168,7 @@ def _sweep_chain(tables: NuScenesTables, first: dict, scene_token: str) -> list[
     return chain
 
 
-def _scene_sequence(tables: NuScenesTables, scene: dict, lidar: list[dict],
+def scene_sequence(tables: NuScenesTables, scene: dict, lidar: list[dict],
                     cams_of_sample: dict[str, list[dict]], lmap: LabelMap) -> Sequence:
     root = tables.root
     channel_order = ["CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_FRONT_LEFT", "CAM_BACK", "CAM_BACK_LEFT",
@@ -210,3 +216,36 @@ def _scene_sequence(tables: NuScenesTables, scene: dict, lidar: list[dict],
                     point_count=lambda i: point_count(root / lidar[i]["filename"], columns=5),
                     has_labels=has_labels, has_poses=True, camera_names=camera_names,
                     frame_cameras=lambda i: camera_names if lidar[i]["is_key_frame"] else [])
+
+
+@FORMATS.register("nuscenes")
+class NuScenesFormat(SequenceSplitFormat):
+    name = "nuscenes"
+    title = "nuScenes"
+    layout = "v1.0-*/ tables, samples/, sweeps/, lidarseg/"
+    needs = "v1.0-trainval tables, samples/ (+ sweeps/ for every sweep), lidarseg/ for labels"
+    detection = "v1.0-*/sample_data.json"
+    detect_priority = 10
+    label_map = "nuscenes"
+    split_note = "val: the devkit's 150 scenes; few-shot: packaged scene lists (every k-th training scene)"
+    miou_convention = "absent-excluded"  # nuscenes-devkit eval/lidarseg: ConfusionMatrix.get_mean_iou (np.nanmean)
+    robustness_baseline = "nuscenes"
+    options = ("version", "sweeps")
+    detector = staticmethod(is_nuscenes)
+    reader = staticmethod(open_nuscenes)
+
+    def prediction_file(self, folder: Path, frame_id: str) -> tuple[Path, np.dtype]:
+        """lidarseg's own layout: ``lidarseg/<lidar sample_data token>_lidarseg.bin``, uint8 raw ids."""
+        return folder / "lidarseg" / f"{frame_id.rsplit('/', 1)[1]}_lidarseg.bin", np.dtype("u1")
+
+    def official_split(self, dataset: Dataset, fraction: int) -> tuple[list[int], list[str]] | None:
+        return splits.listed_split(dataset, fraction, "nuscenes")
+
+    def open_released(self, clean: Dataset, folder: Path) -> Dataset:
+        """A nuScenes-C ``<corruption>/<severity>`` folder read with ``clean``'s tables and label map, by the
+        nuScenes-C format (looked up in the registry, as its module builds on this one)."""
+        return format_of("nuscenes-c").open_released(clean, folder)
+
+
+__all__ = ["NuScenesFormat", "NuScenesTables", "is_nuscenes", "open_nuscenes", "keyframe_records", "scenes_in_order",
+           "scene_sequence", "lidarseg_lookup", "LIDAR_CHANNEL"]

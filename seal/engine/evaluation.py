@@ -1,4 +1,6 @@
-"""`seal evaluate`: a trained model on a dataset's split, clean and (with --robustness) under 8 x 3 corruptions."""
+"""`seal evaluate`: a trained model on a dataset's split, clean and (with --robustness) under every registered
+corruption x 3 severities, applied on the fly or read from a released Robo3D set; the per-frame loop is
+`seal.engine.frame_loop`."""
 
 from __future__ import annotations
 
@@ -9,13 +11,14 @@ from pathlib import Path
 import torch
 
 from seal.core.atomic import write_text_atomic
-from seal.core.config import CORRUPTIONS, SEVERITIES, SplitConfig, TrainConfig, VoxelConfig
+from seal.core.config import SEVERITIES, SplitConfig, TrainConfig, VoxelConfig
 from seal.core.errors import ConfigError, DataError
 from seal.core.schemas import EvaluateSchema
 from seal.core.settings import load_config
 from seal.data import open_configured
+from seal.data.splits import split_indices
 from seal.engine.distributed import distributed_run
-from seal.engine.evaluate import evaluate_frames, miou_convention
+from seal.engine.frame_loop import evaluate_frames, miou_convention
 from seal.evaluation.metrics import (
     MIOU_CONVENTIONS,
     load_robustness_baseline,
@@ -25,7 +28,7 @@ from seal.evaluation.metrics import (
     write_results,
 )
 from seal.models.segmentation import load_model
-from seal.samples.frames import split_indices
+from seal.robustness import CORRUPTIONS
 
 
 def run_evaluate(cfg: EvaluateSchema, progress: bool = True) -> dict:
@@ -87,6 +90,8 @@ def robustness(model, dataset, indices, voxel, device: torch.device, clean: floa
     release: SemanticKITTI-C, nuScenes-C), read from its ``<corruption>/<severity>/`` folders through the dataset's
     format (`DatasetFormat.open_released`) and evaluated on all their frames. A corruption the release lacks
     entirely is left out (mCE then covers fewer than the eight); a corruption with missing severities is an error.
+    Every registered corruption is run; those outside Robo3D's eight (plugins) have no baseline and are reported
+    beside the mCE / mRR, which average the Robo3D ones.
     """
     key = dataset.format.robustness_baseline if dataset.format is not None else None
     if key is None and baseline_path is None:
@@ -162,6 +167,9 @@ def render_robustness(rows: list[dict], baseline_name: str, rows_other: list[dic
     console.print(table)
     last = len(rows) - 1
     console.print(f"clean mIoU {cell(last, 'clean')}  mCE {cell(last, 'ce')}  mRR {cell(last, 'rr')}")
+    if rows[last].get("corruptions", last) < last:
+        console.print(f"mean, mCE and mRR over the {rows[last]['corruptions']} Robo3D corruptions; the others have "
+                      "no Robo3D baseline")
     if convention is not None:
         note = f"mIoU: {MIOU_CONVENTIONS[convention]}"
         if rows_other is not None:
