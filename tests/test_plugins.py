@@ -77,6 +77,11 @@ def test_plugin_is_listed_with_its_source_and_without_it_unknown(site, drives):
     assert without.returncode == 2 and "fleet" in without.stderr  # argparse lists the known kinds
 
 
+def test_doctor_names_the_plugin(site):
+    out = _seal(site, "doctor")
+    assert "plugin seal.formats" in out.stdout and "fleet from seal-fleet 0.1.0" in out.stdout, out.stdout
+
+
 def test_names_are_listed_without_importing_the_plugin(site):
     code = ("import sys; from seal.data.formats import FORMATS; names = FORMATS.names(); "
             "print('fleet' in names, 'seal_fleet' in sys.modules)")

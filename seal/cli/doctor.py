@@ -82,6 +82,19 @@ def _extras_rows() -> list[tuple[str, str, str]]:
     return rows
 
 
+def _plugin_rows() -> list[tuple[str, str, str]]:
+    """One row per component a third-party package registers (read from its metadata, not imported)."""
+    from seal.cli.components import all_kinds
+
+    rows = []
+    for group, registry in all_kinds().items():
+        for name in registry.names():
+            source = registry.source(name)
+            if source != "seal":
+                rows.append((f"plugin {group}", OK, f"{name} from {source}"))
+    return rows or [("plugins", OK, "none installed (entry-point groups seal.formats, seal.teachers, ...)")]
+
+
 def _weights_rows(cfg: PretrainSchema) -> tuple[list[tuple[str, str, str]], bool]:
     rows, ok = [], True
     named = {"teacher.weights": cfg.teacher.weights, "superpixels.sam.checkpoint": cfg.superpixels.sam.checkpoint,
@@ -113,6 +126,7 @@ def run_doctor(cfg: PretrainSchema) -> int:
         rows += engine_rows
         ready &= engine_ok
     rows += _extras_rows()
+    rows += _plugin_rows()
     weights_rows, weights_ok = _weights_rows(cfg)
     rows += weights_rows
     ready &= weights_ok
