@@ -67,6 +67,12 @@ class TeacherSpec:
     source: str = ""               # the published weights the name is meant for (paper, repository, file name)
     mean: tuple[float, float, float] = IMAGENET_MEAN  # image normalisation the weights were trained with
     std: tuple[float, float, float] = IMAGENET_STD
+    licence: str = ""              # licence of the official weights (what `seal teachers` shows)
+
+    def identify(self, state_dict: dict[str, torch.Tensor]) -> str | None:
+        """What a checkpoint is when it is in one of this family's layouts ("DINOv2 ViT-S/14"), else None: the
+        strict loader names it when a file does not fit the teacher it was given to."""
+        return None
 
     def create(self, model_kwargs: dict[str, Any]) -> tuple[nn.Module, int, int]:
         """The network with random weights, its output channels and stride (``model_kwargs`` may narrow it)."""
