@@ -1,4 +1,4 @@
-"""GPU benchmark of seal (issue 10): the sparse backbone, one full pretraining step, and SAM superpixels.
+"""GPU benchmark of seal (issues 10, 17): the sparse backbone, pretraining steps, SAM superpixels, the 2D teachers.
 
     python3 bench/bench_gpu.py --out OUT                      # on a CUDA machine (bench/device_check.sh runs it)
     python3 bench/bench_gpu.py --device cpu --quick --out OUT  # smoke test of the script on a CPU
@@ -18,7 +18,14 @@ Parts, each in its own try/except (a failure or a timeout loses that part only; 
   pretrain  one full pretraining step (4 frame pairs, 6 cameras, 224x416 crops, default ModelConfig/LossConfig)
             with a ResNet-50 teacher and a ViT-S/16 teacher (random weights), fp16 autocast with a grad scaler as
             the trainer does, broken down into teacher forward, student forward, losses, backward, optimiser step
-            (torch.cuda.synchronize between parts; the un-synchronised step time is reported as well).
+            (torch.cuda.synchronize between parts; the un-synchronised step time is reported as well); then
+            the high-resolution step: 4 pairs x 6 cameras of 448x896 crops with a DINOv2 ViT-L/14 teacher in
+            bf16, 6 images per teacher forward (teacher.dtype=bfloat16 teacher.chunk=6).
+  teachers  the frozen teacher's forward alone (seal.engine.teacher_forward, as a pretraining step runs it) for
+            DINOv2 and DINOv3 ViT-S/B/L at 224x416 and 448x896 crops, 6 cameras x batch 4 = 24 images, bf16,
+            all 24 at once and 6 per forward: median ms, images/s, peak GPU memory (weights, inputs and outputs
+            included), and the ratio to DINOv2 ViT-S at 224x416. A name not registered (yet) is a row saying so.
+            bench/bench_teachers.py holds these rows (and prints them alone, e.g. on a CPU).
 
 Writes OUT/gpu_results.md (one markdown table, printed too) and OUT/gpu_results.json. ``--budget S`` bounds the
 whole run: each part gets a share of what is left (SIGALRM), so one slow part cannot starve the others.
@@ -498,35 +505,56 @@ class Bench:
     # -- (ii) pretraining step -------------------------------------------------------------------------------
     def part_pretrain(self) -> None:
         dev = self.device
-        pairs, cameras, crop, points = (1, 2, (56, 104), 8_000) if self.quick else (4, 6, (224, 416), 34_000)
-        batch = synthetic_pair_batch(np.random.default_rng(2), pairs, cameras, crop, points).to(dev)
-        inputs = (f"{pairs} pairs ({batch.num_points:,} pts / {batch.coords.shape[0]:,} voxels), "
-                  f"{batch.images.shape[0]} crops {crop[0]}x{crop[1]}, {batch.pair_voxel.shape[0]:,} pairings")
-        for teacher_name in ("resnet50", "vit_small_patch16"):
+        pairs, cameras, points = (1, 2, 8_000) if self.quick else (4, 6, 34_000)
+        # (teacher, crop, teacher dtype, teacher.chunk): the teacher under the step's fp16 autocast as before
+        # teacher.dtype existed, then the high-resolution ViT-L step (quick: a ViT-S, twice the quick crop)
+        steps = [("resnet50", (56, 104) if self.quick else (224, 416), torch.float16, 0),
+                 ("vit_small_patch16", (56, 104) if self.quick else (224, 416), torch.float16, 0),
+                 ("vit_small_patch14_dinov2" if self.quick else "vit_large_patch14_dinov2",
+                  (112, 208) if self.quick else (448, 896), torch.bfloat16, 2 if self.quick else 6)]
+        batches: dict[tuple[int, int], Any] = {}
+        for teacher_name, crop, teacher_dtype, chunk in steps:
             try:
-                self._pretrain_step(teacher_name, batch, crop, inputs)
+                if crop not in batches:
+                    batches.clear()  # one batch of images in memory at a time
+                    batches[crop] = synthetic_pair_batch(np.random.default_rng(2), pairs, cameras, crop,
+                                                         points).to(dev)
+                batch = batches[crop]
+                inputs = (f"{pairs} pairs ({batch.num_points:,} pts / {batch.coords.shape[0]:,} voxels), "
+                          f"{batch.images.shape[0]} crops {crop[0]}x{crop[1]}, {batch.pair_voxel.shape[0]:,} "
+                          "pairings")
+                self._pretrain_step(teacher_name, batch, crop, inputs, teacher_dtype, chunk)
             except PartTimeout:
                 raise
             except Exception:  # noqa: BLE001 - one teacher failing must not lose the other
-                self.errors[f"pretraining step, {teacher_name}"] = traceback.format_exc()
+                self.errors[f"pretraining step, {teacher_name} {crop[0]}x{crop[1]}"] = traceback.format_exc()
                 self.write()
             if dev.type == "cuda":
                 torch.cuda.empty_cache()
 
-    def _pretrain_step(self, teacher_name: str, batch, crop: tuple[int, int], inputs: str) -> None:
-        """One optimiser step as the trainer takes it (autocast fp16 + grad scaler on CUDA), timed whole and by part."""
+    def _pretrain_step(self, teacher_name: str, batch, crop: tuple[int, int], inputs: str,
+                       teacher_dtype: torch.dtype = torch.float16, chunk: int = 0) -> None:
+        """One optimiser step as the trainer takes it (autocast fp16 + grad scaler on CUDA; the teacher through
+        `TeacherForward` in ``teacher_dtype``, ``chunk`` images at a time), timed whole and by part."""
         from seal.core.config import LossConfig, ModelConfig
+        from seal.engine.teacher_forward import TeacherForward
         from seal.losses.distill import seal_loss
+        from seal.models import TEACHERS
         from seal.models.student import SealStudent
         from seal.models.teachers import build_image_backbone
 
         dev = self.device
         on_cuda = dev.type == "cuda"
+        if teacher_name not in TEACHERS:
+            self.row("pretraining step", f"{teacher_name} teacher", inputs, None,
+                     notes="not registered in seal.models.TEACHERS (yet): skipped")
+            return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the teacher has random weights: the table says so
             teacher = build_image_backbone(teacher_name, None).to(dev)
         if on_cuda:
             teacher.to(memory_format=torch.channels_last)  # as PretrainTask does
+        teacher_forward = TeacherForward(teacher, teacher_dtype if on_cuda else torch.float32, chunk)
         torch.manual_seed(0)
         student = SealStudent(ModelConfig(), teacher.out_channels).to(dev).train()
         optimizer = torch.optim.SGD(student.parameters(), lr=0.01, momentum=0.9, dampening=0.1, weight_decay=1e-4)
@@ -543,7 +571,7 @@ class Bench:
         def step(breakdown: bool) -> None:
             mark("start", breakdown)
             with torch.autocast(dev.type, dtype=torch.float16, enabled=on_cuda):
-                maps = teacher(batch.images)
+                maps = teacher_forward(batch.images)  # float32 maps, whatever the teacher ran in
                 mark("teacher forward", breakdown)
                 voxels, pixels, _ = student(batch.coords, batch.feats, batch.batch_size, maps, crop)
                 mark("student forward", breakdown)
@@ -573,11 +601,37 @@ class Bench:
         breakdown = {k: statistics.median(v) for k, v in parts.items()}
         finite = all(math.isfinite(v) for v in last.values())
         precision = "fp16 autocast" if on_cuda else "fp32"
-        self.row("pretraining step", f"{teacher_name} teacher (random weights) + Res16UNet34C, {precision}", inputs,
+        teacher_how = (f"{str(teacher_forward.dtype).replace('torch.', '')} teacher"
+                       + (f", {chunk} image{'s' if chunk > 1 else ''} per teacher forward" if chunk else ""))
+        self.row("pretraining step", f"{teacher_name} teacher (random weights, {teacher_how}) + Res16UNet34C, "
+                 f"{precision}", inputs,
                  ms, f"{batch.num_points / ms * 1e3 / 1e6:.2f} M pts/s", peak, first,
                  "; ".join(f"{k} {v:,.1f} ms" for k, v in breakdown.items())
                  + f" (synchronised); losses {'finite' if finite else 'NOT FINITE'}",
                  breakdown_ms=breakdown, losses=last, scaler_scale=float(scaler.get_scale()) if on_cuda else None)
+
+    # -- (iii) teacher forward -----------------------------------------------------------------------------------
+    def part_teachers(self) -> None:
+        """The rows of bench/bench_teachers.py: 24 images in bf16 on CUDA (quick: 2 small images of ViT-S, fp32)."""
+        if str(Path(__file__).resolve().parent) not in sys.path:
+            sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_teachers import SIZES, ratio, teacher_timings
+
+        dev = self.device
+        if self.quick:
+            rows = teacher_timings(dev, "S", ((56, 104), (112, 208)), 2, "float32", (0, 1), 1, progress=False)
+        else:
+            dtype = "bfloat16" if dev.type == "cuda" else "float32"
+            rows = teacher_timings(dev, "S,B,L", SIZES, NUSCENES_CAMERAS * 4, dtype, (0, NUSCENES_CAMERAS),
+                                   min(self.repeats, 3), progress=False)
+        for r in rows:
+            setting = f"{r.label} ViT-{r.size} ({r.name}), {r.dtype}, " + (
+                f"{r.chunk} image{'s' if r.chunk > 1 else ''} per forward" if r.chunk else "all images in one forward")
+            rate = "-" if r.ms is None else f"{r.images / r.ms * 1e3:,.1f} img/s"
+            times = ratio(r, rows)
+            notes = r.notes + ("" if times == "-" else f"; {times} the time of DINOv2 ViT-S at 224x416")
+            self.row("teacher forward", setting, f"{r.images} images {r.crop[0]}x{r.crop[1]}", r.ms, rate,
+                     r.peak_gib, r.first_s, notes, teacher=r.name, runs=r.runs)
 
     # -- driver ----------------------------------------------------------------------------------------------
     def run(self) -> int:
@@ -597,7 +651,8 @@ class Bench:
             self.errors["sparse engine"] = traceback.format_exc()
         self.collect_meta()
         parts = {"sam": (self.part_sam, 1.0), "backbone": (self.part_backbone, 3.0),
-                 "pretrain": (self.part_pretrain, 3.0)}
+                 "teachers": (self.part_teachers, 2.0), "pretrain": (self.part_pretrain, 3.0)}
+        parts["superpixels"] = (lambda: part_superpixel_costs(self), 1.0)  # SAM vs SAM 2 (issue 17)
         chosen = [p for p in self.args.parts.split(",") if p]
         for name in chosen:
             if name not in parts:
@@ -626,6 +681,39 @@ class Bench:
         return 1 if self.errors else 0
 
 
+def part_superpixel_costs(bench: Bench) -> None:
+    """SAM ViT-B/H against SAM 2.1 Hiera-T/B+ per 1600x900 image at 16x16 and 32x32 prompts (random weights,
+    default thresholds, seal's methods end to end: bench/bench_superpixels.py has the rows and the CPU table), plus
+    Hiera-B+ in bfloat16 and with 6 images per encoder pass. Also writes OUT/superpixel_costs.md (relative costs)."""
+    import bench_superpixels as sp  # bench/ is on sys.path when this script runs
+
+    dev = str(bench.device)
+    image, source = sp.bench_image()
+    spec = "sam2-t:4" if bench.quick else sp.DEFAULT_ROWS + ",sam2-b+:32:bfloat16,sam2-b+:32:float32:6"
+    reset_peak(bench.device)
+    done: list[dict[str, Any]] = []
+
+    def report(r: dict[str, Any]) -> None:
+        grid = f"{r['points']}x{r['points']} prompts, {r['dtype']}" + (f", {r['batch']} per encoder pass"
+                                                                        if r["batch"] else "")
+        if r["seconds"] is None:
+            bench.row("superpixel cost", f"{r['label']}, {grid}", source, None, notes=r.get("note", ""))
+        else:
+            hours = sp.nuscenes_hours(r["seconds"])
+            bench.row("superpixel cost", f"{r['label']}, {grid}", f"{source} {image.shape[1]}x{image.shape[0]}",
+                      r["seconds"] * 1e3, f"{r['seconds']:.2f} s/img", peak_gib(bench.device), None,
+                      f"random weights, {r['masks']} masks kept; encoder {r['encoder_s'] or 0:.3f} s; nuScenes "
+                      f"{sp.NUSCENES_IMAGES:,} images: {hours:,.1f} GPU-hours", seconds_per_image=r["seconds"],
+                      nuscenes_gpu_hours=hours)
+        reset_peak(bench.device)
+        done.append(r)  # the table so far: a part that times out keeps its finished rows
+        bench.out.mkdir(parents=True, exist_ok=True)
+        (bench.out / "superpixel_costs.md").write_text(sp.markdown(done, dev))
+
+    sp.run_rows(spec, image, dev, 1 if bench.quick else 3, budget=0, row_limit=0, warmup=0 if bench.quick else 1,
+                on_row=report)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", default="bench-gpu-out", help="folder for gpu_results.md / gpu_results.json")
@@ -633,7 +721,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small inputs, few repeats (a smoke test)")
     parser.add_argument("--repeats", type=int, default=0, help="timed repeats per row (default 5, quick 2)")
     parser.add_argument("--budget", type=float, default=0, help="seconds for the whole run (0 = no limit)")
-    parser.add_argument("--parts", default="sam,backbone,pretrain", help="comma-separated: sam, backbone, pretrain")
+    parser.add_argument("--parts", default="sam,backbone,teachers,pretrain",
+                        help="comma-separated: sam, backbone, teachers, pretrain")
     parser.add_argument("--engine", default="auto", help="model.engine: auto | spconv | spconv-triton")
     parser.add_argument("--bf16-weights", action="store_true",
                         help="also time the backbone with bf16 weights and no autocast (bf16 sparse kernels)")

@@ -12,7 +12,8 @@
 # DEVICE_CHECK_WHEELHOUSE (default ./wheelhouse), DEVICE_CHECK_BENCH_ARGS (extra bench_gpu.py arguments, e.g.
 # "--device cpu --quick" for a rehearsal on a machine without a GPU), DEVICE_CHECK_INSTALL_MODE (auto | venv |
 # target | unzip: force a fallback, to test it), DEVICE_CHECK_DRY_SIMULATE (dry run only: packages installed from the index into the venv first, standing in
-# for what the GPU machine has preinstalled; default "numpy pyyaml sympy").
+# for what the GPU machine has preinstalled; default "numpy pyyaml sympy"), DEVICE_CHECK_SUPERPIXELS_S (seconds for
+# the SAM / SAM 2 superpixel-cost rows; default 0 = not run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$(pwd)
@@ -101,6 +102,11 @@ install_wheels() {
     # never tries to resolve torch itself
     "$vpy" -m pip install --no-index --find-links "$WHEELHOUSE" omegaconf spconv==2.3.8 pytest
     "$vpy" -m pip install --no-index --find-links "$WHEELHOUSE" --no-deps spconv-triton segment-anything
+    # SAM 2 for the superpixel-cost rows: PyPI has sdists only, so the wheels are built beforehand on a machine with
+    # internet (SAM2_BUILD_CUDA=0 pip wheel --no-deps --no-build-isolation -w wheelhouse sam2==1.1.0 iopath==0.1.10
+    # antlr4-python3-runtime==4.9.3 hydra-core==1.3.8); without them those rows say so and nothing else changes
+    "$vpy" -m pip install --no-index --find-links "$WHEELHOUSE" --no-deps sam2 hydra-core antlr4-python3-runtime \
+      iopath || echo "sam2: not in $WHEELHOUSE; the SAM 2 superpixel rows will be skipped"
     if "$vpy" -m pip install --no-index --find-links "$WHEELHOUSE" --no-deps -e "$REPO"; then
       echo "seal: editable install"
     else
@@ -222,6 +228,12 @@ main() {
   # the CUDA tests and the (CPU-side) engine-selection tests in one process
   step tests 160 "$VPY" -m pytest -v -s -rs --durations=0 -p no:cacheprovider -m "cuda or not slow" \
     --junitxml "$OUT/pytest.xml" tests/test_cuda.py tests/test_sparse_engines.py
+  # SAM vs SAM 2 superpixel costs per image (issue 17), only when asked: DEVICE_CHECK_SUPERPIXELS_S seconds of their
+  # own (e.g. 240, with DEVICE_CHECK_BUDGET raised by as much); table in $OUT/superpixels/superpixel_costs.md
+  if [ "${DEVICE_CHECK_SUPERPIXELS_S:-0}" -gt 0 ]; then
+    step superpixels "$DEVICE_CHECK_SUPERPIXELS_S" "$VPY" bench/bench_gpu.py --out "$OUT/superpixels" \
+      --parts superpixels --budget $((DEVICE_CHECK_SUPERPIXELS_S - 10))
+  fi
   # the benchmark gets what is left, minus a margin; it writes its results after every part
   local rest budget
   rest=$(( $(left) - 10 ))

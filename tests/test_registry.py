@@ -104,6 +104,7 @@ def test_every_superpixel_method_builds(tmp_path):
     cfg = SuperpixelConfig()
     cfg.sam.checkpoint, cfg.hf.model_dir, cfg.precomputed.folder = str(tmp_path / "sam.pth"), str(tmp_path / "hf"), \
         str(tmp_path)
+    cfg.sam2.checkpoint = str(tmp_path / "sam.pth")  # only checked to exist until the first image
     image = (np.random.default_rng(0).random((48, 64, 3)) * 255).astype(np.uint8)
     for name in KINDS["seal.superpixels"]:
         method = build_superpixelizer(dataclasses.replace(cfg, method=name))
@@ -120,9 +121,17 @@ def test_every_teacher_builds_and_gives_its_stride_and_width():
     from seal.models.teachers import build_image_backbone
 
     tiny_vit = {"depth": 1, "embed_dim": 32, "num_heads": 2}
+    tiny = {"vit": tiny_vit, "radio": tiny_vit, "sam": tiny_vit,  # the published C-RADIO / SAM sizes take minutes
+            "sam2": {"embed_dim": 8, "num_heads": 1, "stages": (1, 1, 2, 1), "global_att_blocks": (3,)},
+            "convnext": {"depths": (1, 1, 1, 1), "dims": (8, 16, 32, 64)}}  # DINOv3 ConvNeXt-L: 198M parameters
+    import importlib.util
+
+    needs = {"sam2": "sam2", "sam": "segment_anything"}  # families built on an optional package (their extras)
     for name in TEACHERS:
         spec = TEACHERS.get(name)
-        kwargs = tiny_vit if spec.family == "vit" else {}
+        if spec.family in needs and importlib.util.find_spec(needs[spec.family]) is None:
+            continue  # without the extra the build is one line naming it (tests/test_teachers_radio_sam.py)
+        kwargs = tiny.get(spec.family, {})
         with pytest.warns(UserWarning, match="RANDOM"):
             teacher = build_image_backbone(name, None, **kwargs)
         assert teacher.stride == spec.stride, name

@@ -135,12 +135,14 @@ def test_dinov2_naming_with_mask_token_and_other_grid(tmp_path) -> None:
     path = tmp_path / "dinov2_vits14_pretrain.pth"
     torch.save(sd, path)
 
-    vit = build_image_backbone("vit_small_patch14_dinov2", path, img_size=56, **TINY_VIT)  # 4x4 grid: resampled
+    # built for a 4x4 grid, but the file's 5x5 grid is kept: the official forward resamples from the trained grid at
+    # every input size (issue 17; before, it was resampled once at load time and again at run time)
+    vit = build_image_backbone("vit_small_patch14_dinov2", path, img_size=56, **TINY_VIT)
     assert vit.weights_format == "DINOv2" and vit.stride == 14
-    assert vit.net.pos_embed.shape == (1, 1 + 16, 64)
-    assert torch.equal(vit.net.pos_embed[:, 0], sd["pos_embed"][:, 0])  # cls position kept as is
+    assert torch.equal(vit.net.pos_embed, sd["pos_embed"]) and vit.net.pos_embed.shape == (1, 1 + 25, 64)
     assert torch.equal(vit.net.blocks[0].ls1.gamma, sd["blocks.0.ls1.gamma"])
-    assert vit(images(1, 56, 84)).shape == (1, 64, 4, 6)
+    out = vit(images(1, 56, 84))
+    assert out.shape == (1, 64, 4, 6) and torch.equal(out, src(images(1, 56, 84)))
 
 
 def test_dinov2_with_registers(tmp_path) -> None:
@@ -207,19 +209,24 @@ def test_image_head_upsamples_and_normalises() -> None:
 # ----------------------------------------------------------------------------------------------------------------
 
 BUILT_IN = ("resnet101", "resnet50", "vit_base_patch14_dinov2", "vit_base_patch14_reg4_dinov2", "vit_base_patch16",
+            "vit_base_patch8", "vit_giant_patch14_dinov2", "vit_giant_patch14_reg4_dinov2",
             "vit_large_patch14_dinov2", "vit_large_patch14_reg4_dinov2", "vit_small_patch14_dinov2",
-            "vit_small_patch14_reg4_dinov2", "vit_small_patch16")
+            "vit_small_patch14_reg4_dinov2", "vit_small_patch16", "vit_small_patch8")
 
 
 def test_the_registry_holds_the_built_in_teachers() -> None:
-    assert TEACHERS.names()[:len(BUILT_IN)] == BUILT_IN
+    names = TEACHERS.names()  # sorted built-ins (these and other families'), then plugins
+    assert [n for n in names if n in BUILT_IN] == list(BUILT_IN)
+    built_ins = [n for n in names if TEACHERS.source(n) == "seal"]
+    assert names[:len(built_ins)] == tuple(built_ins)
     for name in BUILT_IN:
         spec = TEACHERS.get(name)
         assert isinstance(spec, TeacherSpec) and TEACHERS.source(name) == "seal"
-        assert spec.family in ("resnet", "vit") and spec.source and spec.formats
+        assert spec.family in ("resnet", "vit") and spec.source and spec.formats and spec.licence
         assert (spec.stride, spec.width) == ((4, 2048) if spec.family == "resnet" else
-                                             (16 if "patch16" in name else 14,
-                                              {"small": 384, "base": 768, "large": 1024}[name.split("_")[1]]))
+                                             (int(name.split("_patch")[1][:2].rstrip("_")),
+                                              {"small": 384, "base": 768, "large": 1024, "giant": 1536}[
+                                                  name.split("_")[1]]))
 
 
 @pytest.mark.parametrize("name", [n for n in BUILT_IN if n.startswith("vit_")])

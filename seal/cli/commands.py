@@ -240,3 +240,11 @@ register(Command("datasets", "list every dataset seal reads: layout, label map, 
                  "label map and number of evaluated classes, whether it has cameras and poses (pretraining needs "
                  "both; the others are for downstream only), what must be downloaded, how it is detected and "
                  "which split it applies.", DatasetsSchema, run_datasets))
+
+from seal.cli.teachers import TeachersSchema, run_teachers  # noqa: E402 - `seal teachers` lives in its own module
+
+register(Command("teachers", "list every registered 2D teacher: family, size, stride, width, weights, licence",
+                 "Every 2D teacher teacher.backbone can name (the built-ins and those of installed plugins, with "
+                 "their distribution): family, model size, output stride and width, the weight-file formats it "
+                 "reads, the licence of the official weights and where they are published. Nothing is built or "
+                 "downloaded.", TeachersSchema, run_teachers))

@@ -87,6 +87,26 @@ class SamConfig:
 
 
 @dataclass
+class Sam2Config:
+    """SAM 2's automatic mask generator (Meta's sam2 package, Hiera T/S/B+/L image encoders)."""
+
+    checkpoint: str | None = None  # local SAM 2 checkpoint, e.g. sam2.1_hiera_large.pt (never downloaded)
+    model_cfg: str = "sam2.1_hiera_l"  # sam2's packaged config of the checkpoint: sam2.1_hiera_t|s|b+|l, sam2_hiera_*
+    overrides: list[str] = field(default_factory=list)  # extra hydra overrides of model_cfg (a changed architecture)
+    points_per_side: int = 32      # prompt grid density (points_per_side^2 point prompts per image)
+    points_per_batch: int = 64     # point prompts decoded together in one batch on the device
+    pred_iou_thresh: float = 0.8   # drop masks whose predicted IoU is lower (SAM 2's default)
+    stability_score_thresh: float = 0.95  # drop masks less stable than this
+    min_mask_region_area: int = 0  # fill holes / drop islands up to this area (256x256 mask pixels; sam2's CUDA ext)
+    dtype: str = "float32"         # float32 | bfloat16 (torch.autocast, how Meta runs SAM 2 on GPUs)
+
+    RULES: ClassVar[dict[str, str]] = {
+        "model_cfg": "|".join(f"{v}_hiera_{s}" for v in ("sam2.1", "sam2") for s in ("t", "s", "b+", "l")),
+        "points_per_side": ">=1", "points_per_batch": ">=1", "pred_iou_thresh": "0..1",
+        "stability_score_thresh": "0..1", "min_mask_region_area": ">=0", "dtype": "float32|bfloat16"}
+
+
+@dataclass
 class HuggingFaceConfig:
     """A transformers segmentation model (SegFormer, Mask2Former, OneFormer...) saved locally."""
 
@@ -128,6 +148,7 @@ class SuperpixelConfig:
     device: str = "cpu"            # where a VFM runs (cpu | cuda)
     slic: SlicConfig = field(default_factory=SlicConfig)  # options of method=slic
     sam: SamConfig = field(default_factory=SamConfig)  # options of method=sam
+    sam2: Sam2Config = field(default_factory=Sam2Config)  # options of method=sam2
     hf: HuggingFaceConfig = field(default_factory=HuggingFaceConfig)  # options of method=hf
     precomputed: PrecomputedConfig = field(default_factory=PrecomputedConfig)  # options of method=precomputed
     oracle: OracleConfig = field(default_factory=OracleConfig)  # options of method=oracle
@@ -200,13 +221,18 @@ class ModelConfig:
 
 @dataclass
 class TeacherConfig:
-    """The frozen 2D network G; ``weights`` is a local file (MoCo-v2, torchvision, DINO, DINOv2 formats)."""
+    """The frozen 2D network G; ``weights`` is a local file (MoCo-v2, torchvision, DINO, DINOv2 formats).
+
+    On CUDA the teacher runs under its own autocast of ``dtype`` (``train.amp`` does not reach it), ``chunk`` images
+    per forward; its feature maps reach the trainable head in float32 either way (`seal.engine.teacher_forward`)."""
 
     backbone: str = "resnet50"     # 2D teacher (seal.models.TEACHERS): resnet50, vit_small_patch16, ...
     weights: str | None = None     # null = random init (said loudly; fine for tests, never for real runs)
     model_kwargs: dict[str, Any] = field(default_factory=dict)  # timm options, e.g. a small ViT for CPU demos
+    dtype: str = "float32"         # float32 | bfloat16 | float16: teacher precision on CUDA; CPU: float32 (said once)
+    chunk: int = 0                 # images per teacher forward (0 = all at once): bounds the teacher's peak memory
 
-    RULES: ClassVar[dict[str, str]] = {"backbone": REGISTRY}
+    RULES: ClassVar[dict[str, str]] = {"backbone": REGISTRY, "dtype": "float32|bfloat16|float16", "chunk": ">=0"}
 
 
 @dataclass

@@ -20,6 +20,7 @@ from seal.engine.distributed import DistInfo, barrier, distributed_run
 from seal.engine.loading import make_loader
 from seal.engine.rundir import prepare_run_dir, write_summary
 from seal.engine.sampler import StepSchedule
+from seal.engine.teacher_forward import TeacherForward, check_crop_size, crop_note
 from seal.engine.trainer import Trainer, TrainResult, render_losses, stop_after_preemption
 from seal.losses.family import TERMS, distillation_loss
 from seal.models.export import export_backbone
@@ -35,7 +36,8 @@ def pair_samples(cfg: PretrainSchema, dataset, info: DistInfo | None = None, pro
                  ) -> PairSamples:
     """The run's frame-pair samples; missing superpixels and superpoints are computed first (split across ranks,
     then a barrier), so every sample can be read from the caches. A dataset without cameras or poses (a format
-    for downstream only) is refused first."""
+    for downstream only) is refused first, and so is an absurd ``augment.crop_size``."""
+    check_crop_size(cfg.augment)
     require_pretraining_data(dataset)
     info = info or DistInfo()
     cache_root = cache_root_for(dataset.root, cfg.cache.root)
@@ -50,6 +52,11 @@ def pair_samples(cfg: PretrainSchema, dataset, info: DistInfo | None = None, pro
                           cfg.superpoints.gap, cfg.augment, cfg.voxel, cfg.projection.min_depth, cfg.train.seed)
     if samples.skipped_empty and info.is_main:
         print(f"seal: skipped {samples.skipped_empty} frame pair(s) with an empty scan")
+    if info.is_main:  # crops larger than the images are upscaled: said once, from the first pair's cameras
+        s, t = samples.items[0]
+        note = crop_note(cfg.augment, {(c.height, c.width) for c in dataset.sequences[s][t].cameras})
+        if note:
+            print(note)
     return samples
 
 
@@ -69,6 +76,7 @@ class PretrainTask:
         self.teacher.to(dist.device)
         if dist.device.type == "cuda":
             self.teacher.to(memory_format=torch.channels_last)
+        self.teacher_forward = TeacherForward.from_config(self.teacher, cfg.teacher, dist.device, say=dist.is_main)
         self.student = SealStudent(cfg.model, self.teacher.out_channels, scalr_head=cfg.loss.scalr > 0)
         self._loader = make_loader(samples, collate_pairs, cfg.train.num_workers, dist.device)
 
@@ -92,7 +100,7 @@ class PretrainTask:
 
     def loss(self, model: torch.nn.Module, batch: PairBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
         """Forward the frozen teacher (no grad) and the student; every term of the family and their weighted sum."""
-        teacher_maps = self.teacher(batch.images)
+        teacher_maps = self.teacher_forward(batch.images)  # float32, teacher.chunk images at a time
         voxels, pixels, scalr_voxels = model(batch.coords, batch.feats, batch.batch_size, teacher_maps,
                                              (batch.images.shape[-2], batch.images.shape[-1]))
         return distillation_loss(voxels, pixels, batch, self.cfg.loss, generator, scalr_voxels=scalr_voxels,
@@ -106,6 +114,7 @@ def pretrain(cfg: PretrainSchema, resume: Path | None = None, progress: bool = T
     """Run (or continue) a pretraining run; returns its run directory."""
     if not cfg.data.path:
         raise ConfigError("data.path is not set: give the dataset folder (seal pretrain DATASET or data.path=...)")
+    check_crop_size(cfg.augment)  # before a run folder is made
     with distributed_run(cfg.train, cfg.model.engine) as dist:
         run_dir = prepare_run_dir(cfg.train.run_dir, "pretrain", resume, dump_config(cfg), dist)
         samples = pair_samples(cfg, open_configured(cfg.data), dist, progress=progress and dist.is_main)

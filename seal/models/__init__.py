@@ -4,7 +4,13 @@ Three registries pick them by name: `BACKBONES` (``model.backbone.name``), `TEAC
 `ENGINES` (``model.engine``). Importing this package registers the built-ins.
 """
 
-from seal.models import minkunet, teacher_families  # noqa: F401 - they register themselves
+from seal.models import (  # noqa: F401 - they register themselves
+    minkunet,
+    teacher_families,
+    teachers_dinov3,
+    teachers_radio,
+    teachers_sam,
+)
 from seal.models.backbones import BACKBONES, BackboneSpec, SparseBackbone, build_backbone
 from seal.models.sparse import ENGINES, EngineSpec
 from seal.models.teachers import TEACHERS, TeacherSpec, build_image_backbone

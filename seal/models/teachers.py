@@ -1,8 +1,11 @@
 """The 2D network G of Seal: a frozen pretrained image backbone and the trainable head H_i on top of it.
 
-``teacher.backbone`` names a `TeacherSpec` in `TEACHERS`: the built-ins (dilated torchvision ResNets, timm DINO and
-DINOv2 ViTs) register in `seal.models.teacher_families` when `seal.models` is imported; a plugin registers its own
-through the entry-point group ``seal.teachers``.
+``teacher.backbone`` names a `TeacherSpec` in `TEACHERS`: the built-ins register in their family modules
+(`seal.models.teacher_families`: dilated torchvision ResNets; `seal.models.teachers_dino`: DINO / DINOv2 ViTs; the
+other ``teachers_*`` modules) when `seal.models` is imported; a plugin registers its own through the entry-point
+group ``seal.teachers``. The shared rules every family follows live here: the padding rule (`pad_to_stride`), the
+token-to-map layout (`tokens_to_map`) and what the strict loader says about a file that does not fit
+(`identify_checkpoint`, `explain_checkpoint`).
 
 The backbone and the head are separate modules on purpose: the training loop wraps only the head (with the 3D
 network) in DDP, so the frozen teacher never enters gradient synchronisation. The backbone cannot train: its
@@ -24,9 +27,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from seal.core.config import TeacherConfig
-from seal.core.errors import ConfigError
+from seal.core.errors import ConfigError, DataError, SealError
 from seal.core.registry import Registry
-from seal.models.teacher_weights import load_weights_into, read_checkpoint
+from seal.models.teacher_weights import checkpoint_width, guess_checkpoint, load_weights_into, read_checkpoint
 
 __all__ = [
     "FrozenImageBackbone",
@@ -38,6 +41,10 @@ __all__ = [
     "TEACHERS",
     "TeacherSpec",
     "build_image_backbone",
+    "explain_checkpoint",
+    "identify_checkpoint",
+    "pad_to_stride",
+    "tokens_to_map",
 ]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -70,8 +77,13 @@ class TeacherSpec:
     licence: str = ""              # licence of the official weights (what `seal teachers` shows)
 
     def identify(self, state_dict: dict[str, torch.Tensor]) -> str | None:
-        """What a checkpoint is when it is in one of this family's layouts ("DINOv2 ViT-S/14"), else None: the
-        strict loader names it when a file does not fit the teacher it was given to."""
+        """What a checkpoint is when this teacher reads it (its family, size and variant), else None.
+
+        ``state_dict`` is the file's flat weights as `read_checkpoint` gives them (wrappers such as ``teacher``,
+        ``model``, ``state_dict`` removed; prefixes such as ``module.`` still there). The answer is a noun phrase
+        that fits after "the file looks like a", with the keys that tell, e.g. "DINOv2 ViT-S/14 checkpoint
+        (mask_token, ls1.gamma)". `identify_checkpoint` asks every registered teacher when a file does not fit
+        the one it was given to, and suggests the names that answer (narrowed by ``width`` when several do)."""
         return None
 
     def create(self, model_kwargs: dict[str, Any]) -> tuple[nn.Module, int, int]:
@@ -83,7 +95,13 @@ class TeacherSpec:
         raise NotImplementedError
 
     def features(self, net: nn.Module, images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-        """Normalised images [B, 3, H, W] -> features [B, C, h, w], (h, w) = ``size`` = ceil((H, W) / stride)."""
+        """Normalised images [B, 3, H, W] -> features [B, C, h, w], (h, w) = ``size`` = ceil((H, W) / stride).
+
+        The features are the official model's (the published code's forward, including its rule for resampling
+        position embeddings to the input size) on the image padded by `pad_to_stride`: sides that are not a
+        multiple of the stride get zeros on the right and bottom after normalisation (the mean colour) up to
+        (h * stride, w * stride); nothing is cropped or resized. A ViT's map is its patch tokens after the final
+        norm with the class / register / storage tokens dropped (`tokens_to_map`)."""
         raise NotImplementedError
 
     def build(self, name: str, weights: str | Path | None, model_kwargs: dict[str, Any],
@@ -101,8 +119,15 @@ class TeacherSpec:
             )
             return backbone
         path = Path(weights).expanduser()
-        sd, fmt = self.convert(read_checkpoint(path), net)
-        load_weights_into(net, sd, path, name, strict)
+        raw = read_checkpoint(path)
+        try:
+            sd, fmt = self.convert(raw, net)
+        except SealError:
+            raise
+        except Exception as exc:  # a foreign layout can break a family's converter: say what the file is
+            what = explain_checkpoint(raw, name, model_kwargs) or f"{type(exc).__name__}: {exc}"
+            raise DataError(path, f"cannot be read as teacher.backbone={name}: {what}") from exc
+        load_weights_into(net, sd, path, name, strict, explain=lambda: explain_checkpoint(raw, name, model_kwargs))
         backbone.requires_grad_(False)
         backbone.pretrained, backbone.weights, backbone.weights_format = True, path, fmt
         backbone.description = f"{name} ({fmt} weights from {path})"
@@ -112,6 +137,63 @@ class TeacherSpec:
 # seal name -> TeacherSpec; built-ins register in seal.models.teacher_families, plugins through "seal.teachers"
 TEACHERS: Registry[TeacherSpec] = Registry("2D teacher", "seal.teachers", field=(TeacherConfig, "backbone"),
                                            option="teacher.backbone")
+
+
+def identify_checkpoint(state_dict: dict[str, torch.Tensor]) -> tuple[str | None, tuple[str, ...]]:
+    """What a checkpoint is and which registered teachers read it: (description, names).
+
+    Every registered spec's `identify` is asked; when several answer, those whose ``width`` is the file's
+    embedding width are kept. When none answers, `guess_checkpoint` names the kind of network from the keys
+    alone (SAM, DINOv3, C-RADIO, DINOv2, DINO, ResNet) and no name is suggested.
+    """
+    found: list[tuple[str, Any, str]] = []
+    for name in TEACHERS.names():
+        try:
+            spec = TEACHERS.get(name)
+            what = spec.identify(state_dict) if callable(getattr(spec, "identify", None)) else None
+        except Exception:  # a broken plugin must not hide the real error
+            continue
+        if what:
+            found.append((name, spec, what))
+    if len(found) > 1:
+        width = checkpoint_width(state_dict)
+        same = [f for f in found if getattr(f[1], "width", None) == width]
+        found = same or found
+    if found:
+        return found[0][2], tuple(name for name, _, _ in found)
+    return guess_checkpoint(state_dict), ()
+
+
+def explain_checkpoint(state_dict: dict[str, torch.Tensor], name: str, model_kwargs: dict[str, Any] | None = None
+                       ) -> str:
+    """The clause the strict loader adds when a file does not fit teacher ``name``: "the file looks like a DINOv3
+    ViT-S/16 checkpoint (storage_tokens, rope_embed.periods); use teacher.backbone=vit_small_patch16_dinov3"
+    ("" when nothing recognises the file)."""
+    what, names = identify_checkpoint(state_dict)
+    if not what:
+        return ""
+    text = f"the file looks like a {what}"
+    others = [n for n in names if n != name]
+    if name in names:
+        if model_kwargs:
+            options = ", ".join(f"{k}={v}" for k, v in sorted(model_kwargs.items()))
+            return text + f", which {name} reads: check the model options ({options})"
+        return text + f", which {name} reads, but not all of its tensors are there"
+    if others:
+        return text + "; use teacher.backbone=" + " or ".join(others)
+    return text + "; no registered teacher reads it"
+
+
+def pad_to_stride(images: torch.Tensor, size: tuple[int, int], stride: int) -> torch.Tensor:
+    """Pad normalised images on the right and bottom with zeros (the mean colour) to ``size`` * ``stride``:
+    the one padding rule of every teacher family (see `TeacherSpec.features`)."""
+    height, width = images.shape[-2:]
+    return F.pad(images, (0, size[1] * stride - width, 0, size[0] * stride - height))
+
+
+def tokens_to_map(tokens: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Patch tokens [B, h * w, C] in row-major order -> a feature map [B, C, h, w]."""
+    return tokens.reshape(tokens.shape[0], size[0], size[1], -1).permute(0, 3, 1, 2).contiguous()
 
 
 class FrozenImageBackbone(nn.Module):
@@ -160,7 +242,8 @@ def build_image_backbone(
 ) -> FrozenImageBackbone:
     """Build the frozen image teacher `name` (a `TEACHERS` name) and load its weights from the local file `weights`.
 
-    The file format (MoCo-v2, torchvision, DINO plain or training checkpoint, DINOv2) is detected from its keys.
+    The file format (MoCo-v2, torchvision, DINO / DINOv2 release file or training checkpoint) is detected from its
+    keys; a file of another family or size fails with one line saying what it looks like.
     `weights=None` gives random weights and a loud RandomTeacherWarning. `model_kwargs` go to timm (e.g.
     depth/embed_dim/num_heads for tiny test models). Nothing is ever downloaded.
     """

@@ -8,7 +8,7 @@ package registers the built-ins (their heavy libraries load only when a method r
 from __future__ import annotations
 
 from seal.core.config import SuperpixelConfig
-from seal.superpixels import huggingface, oracle, precomputed, sam, slic  # noqa: F401 - they register themselves
+from seal.superpixels import huggingface, oracle, precomputed, sam, sam2, slic  # noqa: F401 - they register themselves
 from seal.superpixels.base import (
     NONE,
     SUPERPIXELS,
