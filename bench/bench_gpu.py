@@ -703,8 +703,8 @@ def part_superpixel_costs(bench: Bench) -> None:
             bench.row("superpixel cost", f"{r['label']}, {grid}", f"{source} {image.shape[1]}x{image.shape[0]}",
                       r["seconds"] * 1e3, f"{r['seconds']:.2f} s/img", peak_gib(bench.device), None,
                       f"random weights, {r['masks']} masks kept; encoder {r['encoder_s'] or 0:.3f} s; nuScenes "
-                      f"{sp.NUSCENES_IMAGES:,} images: {hours:,.1f} GPU-hours", seconds_per_image=r["seconds"],
-                      nuscenes_gpu_hours=hours)
+                      f"{sp.NUSCENES_IMAGES:,} images: {hours:,.1f} hours on this device",
+                      seconds_per_image=r["seconds"], nuscenes_gpu_hours=hours)
         reset_peak(bench.device)
         done.append(r)  # the table so far: a part that times out keeps its finished rows
         bench.out.mkdir(parents=True, exist_ok=True)

@@ -149,7 +149,8 @@ def test_config_and_errors(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- with sam2: a tiny random SAM 2
 
 def _tiny_sam2(seed: int = 0):
-    pytest.importorskip("sam2", reason="Meta's sam2 is not installed (PyPI has an sdist only; see README)")
+    pytest.importorskip("sam2", reason="Meta's sam2 is not installed (an sdist only on PyPI: see the sam2 extra in "
+                                       "pyproject.toml)")
     from seal.superpixels.sam2 import build_sam2_model
 
     torch.manual_seed(seed)
