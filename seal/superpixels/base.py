@@ -20,6 +20,7 @@ from seal.core.errors import DataError
 from seal.core.registry import Registry
 
 NONE = 0
+IN_MEMORY = "<in-memory model>"  # what the cache key says for a model handed over in memory
 MAX_SEGMENTS = np.iinfo(np.uint16).max
 
 # name -> Superpixelizer subclass; built-ins register beside their class, plugins through "seal.superpixels"
@@ -134,3 +135,12 @@ def load_segments(path: Path) -> np.ndarray:
     if array.min() < 0 or array.max() > MAX_SEGMENTS:
         raise DataError(path, "holds ids outside 0..65535")
     return array.astype(np.uint16)
+
+
+def checkpoint_key(path: Path | None) -> str:
+    """A weights file as a cache key: its path, size and mtime (a replaced file gives a new key)."""
+    if path is None:
+        return IN_MEMORY
+    stat = path.stat()
+    return f"{path} ({stat.st_size} bytes, mtime {stat.st_mtime_ns})"
+

@@ -15,13 +15,12 @@ import numpy as np
 
 from seal.core.config import SamConfig, SuperpixelConfig
 from seal.core.errors import ConfigError, DataError, SealError
-from seal.superpixels.base import SUPERPIXELS, Superpixelizer, paint_masks
+from seal.superpixels.base import IN_MEMORY, SUPERPIXELS, Superpixelizer, checkpoint_key, paint_masks
 
 MODEL_TYPES = ("vit_h", "vit_l", "vit_b")
 CHECKPOINT_HINT = ("download a SAM checkpoint (sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth, "
                    "from https://github.com/facebookresearch/segment-anything#model-checkpoints) beforehand and set "
                    "superpixels.sam.checkpoint to its path, with superpixels.sam.model_type matching it")
-IN_MEMORY = "<in-memory model>"
 
 
 def _import_segment_anything() -> Any:
@@ -80,10 +79,7 @@ class SamSuperpixels(Superpixelizer):
         self._generator: Any = None
 
     def params(self) -> dict[str, Any]:
-        checkpoint: str = IN_MEMORY
-        if self.checkpoint is not None:
-            stat = self.checkpoint.stat()
-            checkpoint = f"{self.checkpoint} ({stat.st_size} bytes, mtime {stat.st_mtime_ns})"
+        checkpoint = checkpoint_key(self.checkpoint)
         return {"checkpoint": checkpoint, "model_type": IN_MEMORY if self._model_given else self.model_type,
                 "points_per_side": self.points_per_side, "pred_iou_thresh": self.pred_iou_thresh,
                 "stability_score_thresh": self.stability_score_thresh,

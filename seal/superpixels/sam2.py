@@ -22,7 +22,7 @@ import numpy as np
 
 from seal.core.config import Sam2Config, SuperpixelConfig
 from seal.core.errors import ConfigError, DataError, SealError
-from seal.superpixels.base import SUPERPIXELS, Superpixelizer, finalize, paint_masks
+from seal.superpixels.base import IN_MEMORY, SUPERPIXELS, Superpixelizer, checkpoint_key, finalize, paint_masks
 
 MODEL_CFGS = tuple(Sam2Config.RULES["model_cfg"].split("|"))  # sam2.1_hiera_t ... sam2_hiera_l
 CHECKPOINT_HINT = ("download a SAM 2 checkpoint (sam2.1_hiera_tiny.pt, sam2.1_hiera_small.pt, "
@@ -33,7 +33,6 @@ CHECKPOINT_HINT = ("download a SAM 2 checkpoint (sam2.1_hiera_tiny.pt, sam2.1_hi
 INSTALL_HINT = ("SAM 2 superpixels need Meta's sam2 package (PyPI ships it as an sdist only): SAM2_BUILD_CUDA=0 pip "
                 "install --no-deps --no-build-isolation sam2==1.1.0, then pip install --no-deps hydra-core==1.3.8 "
                 "antlr4-python3-runtime==4.9.3 iopath==0.1.10 portalocker")
-IN_MEMORY = "<in-memory model>"
 DTYPES = ("float32", "bfloat16")
 
 _D = Sam2Config()  # the one place the defaults are written
@@ -137,10 +136,7 @@ class Sam2Superpixels(Superpixelizer):
         self._generator: Any = None
 
     def params(self) -> dict[str, Any]:
-        checkpoint: str = IN_MEMORY
-        if self.checkpoint is not None:
-            stat = self.checkpoint.stat()
-            checkpoint = f"{self.checkpoint} ({stat.st_size} bytes, mtime {stat.st_mtime_ns})"
+        checkpoint = checkpoint_key(self.checkpoint)
         # points_per_batch only groups the work: the masks do not depend on it
         return {"checkpoint": checkpoint, "model_cfg": IN_MEMORY if self._model_given else self.model_cfg,
                 "overrides": [] if self._model_given else self.overrides, "points_per_side": self.points_per_side,
