@@ -60,6 +60,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))  # seal from this checkout when it is not installed
 
+import gpu_waffleiron  # noqa: E402 - bench/ is on sys.path when this script runs (like bench_superpixels)
+
 NUSCENES_TRAIN_KEYFRAMES = 28_130
 NUSCENES_CAMERAS = 6
 HDL32_ELEVATIONS_DEG = np.linspace(-30.67, 10.67, 32)  # nuScenes' Velodyne HDL-32E
@@ -180,7 +182,8 @@ def synthetic_pair_batch(rng: np.random.Generator, pairs: int, cameras: int, cro
         pair_pixel.append((image * height + r) * width + c)
     as_long = lambda a: torch.from_numpy(np.ascontiguousarray(a)).long()  # noqa: E731
     return PairBatch(
-        coords=torch.cat([coords_t, coords_n]), feats=torch.cat([feats_t, feats_n]), batch_size=2 * pairs,
+        coords=torch.cat([coords_t, coords_n]), feats=torch.cat([feats_t, feats_n]),
+        xyz=torch.rand(coords_t.shape[0] + coords_n.shape[0], 3) * 50, batch_size=2 * pairs,
         point_voxel_t=as_long(point_voxel_t), point_voxel_n=as_long(point_voxel_n),
         segments_t=as_long(np.concatenate(seg_t)), segments_n=as_long(np.concatenate(seg_n)),
         images=images, pixel_superpixel=as_long(pixel_ids), pair_voxel=as_long(np.concatenate(pair_voxel)),
@@ -573,7 +576,7 @@ class Bench:
             with torch.autocast(dev.type, dtype=torch.float16, enabled=on_cuda):
                 maps = teacher_forward(batch.images)  # float32 maps, whatever the teacher ran in
                 mark("teacher forward", breakdown)
-                voxels, pixels, _ = student(batch.coords, batch.feats, batch.batch_size, maps, crop)
+                voxels, pixels, _ = student(batch.backbone_input(), maps, crop)
                 mark("student forward", breakdown)
                 losses = seal_loss(voxels, pixels, batch, loss_cfg, torch.Generator().manual_seed(0))
                 mark("losses", breakdown)
@@ -653,6 +656,7 @@ class Bench:
         parts = {"sam": (self.part_sam, 1.0), "backbone": (self.part_backbone, 3.0),
                  "teachers": (self.part_teachers, 2.0), "pretrain": (self.part_pretrain, 3.0)}
         parts["superpixels"] = (lambda: part_superpixel_costs(self), 1.0)  # SAM vs SAM 2 (issue 17)
+        parts["waffleiron"] = (lambda: gpu_waffleiron.part_waffleiron(self, sys.modules[__name__]), 2.0)  # issue 18
         chosen = [p for p in self.args.parts.split(",") if p]
         for name in chosen:
             if name not in parts:
@@ -721,8 +725,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small inputs, few repeats (a smoke test)")
     parser.add_argument("--repeats", type=int, default=0, help="timed repeats per row (default 5, quick 2)")
     parser.add_argument("--budget", type=float, default=0, help="seconds for the whole run (0 = no limit)")
-    parser.add_argument("--parts", default="sam,backbone,teachers,pretrain",
-                        help="comma-separated: sam, backbone, teachers, pretrain")
+    parser.add_argument("--parts", default="sam,backbone,waffleiron,teachers,pretrain",
+                        help="comma-separated: sam, backbone, waffleiron, teachers, pretrain, superpixels")
     parser.add_argument("--engine", default="auto", help="model.engine: auto | spconv | spconv-triton")
     parser.add_argument("--bf16-weights", action="store_true",
                         help="also time the backbone with bf16 weights and no autocast (bf16 sparse kernels)")

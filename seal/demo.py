@@ -27,16 +27,46 @@ SETTINGS: dict[str, list[str] | None] = {  # name -> pretraining overrides of th
     SEAL: [],
 }
 ONLY = ["loss.vfm=0", "loss.tmp=0", "loss.p2s=0"]  # switch Seal's terms off, then one objective on
+PPKT, SCALR = [*ONLY, "loss.ppkt=1"], [*ONLY, "loss.scalr=1"]
+WAFFLEIRON = ["model.backbone.name=waffleiron", "model.backbone.waffleiron.shape=tiny"]
+ORACLE = ["teacher.backbone=oracle", "teacher.model_kwargs={}"]  # controls: the renderer's true classes
+DEGRADED = ["teacher.backbone=oracle_degraded", "teacher.model_kwargs={}"]
+OSEG = ["superpixels.method=oracle"]
+SUPERVISED = "3D labels (supervised fine-tuning), then linear probe"  # the ceiling of a linear probe
 ABLATION: dict[str, list[str] | None] = {
     "random init": None,
-    "PPKT (point-pixel InfoNCE)": [*ONLY, "loss.ppkt=1"],
+    "PPKT (point-pixel InfoNCE)": PPKT,
     "SLidR (L_vfm, SLIC)": ["loss.tmp=0", "loss.p2s=0"],
-    "ScaLR (feature regression)": [*ONLY, "loss.scalr=1"],
+    "ScaLR (feature regression)": SCALR,
     "Seal, SLIC segments": [],
-    "Seal, oracle segments": ["superpixels.method=oracle"],
+    "Seal, oracle segments": OSEG,
     "Seal without L_tmp": ["loss.tmp=0"],
     "Seal without L_p2s": ["loss.p2s=0"],
+    "Seal, WaffleIron backbone (tiny)": WAFFLEIRON,
+    "PPKT, oracle teacher": [*PPKT, *ORACLE],
+    "ScaLR, oracle teacher": [*SCALR, *ORACLE],
+    "Seal, oracle teacher": ORACLE,
+    "Seal, oracle teacher + oracle segments": [*ORACLE, *OSEG],
+    "PPKT, degraded oracle teacher": [*PPKT, *DEGRADED],
+    "ScaLR, degraded oracle teacher": [*SCALR, *DEGRADED],
+    "Seal, degraded oracle teacher": DEGRADED,
+    "Seal, degraded oracle teacher + oracle segments": [*DEGRADED, *OSEG],
+    SUPERVISED: None,
 }
+TEACHER_ROWS = {"oracle": "2D oracle teacher alone on the paired points",  # its own mIoU, no 3D network
+                "oracle_degraded": "2D degraded oracle teacher alone on the paired points"}
+# the sweep: the oracle teacher's class confusion (then the degraded oracle) for ScaLR and Seal
+SWEEP_LEVELS = {"confusion 0": ("oracle", {}), "confusion 0.3": ("oracle", {"confusion": 0.3}),
+                "confusion 0.6": ("oracle", {"confusion": 0.6}), "degraded": ("oracle_degraded", {})}
+SWEEP_OBJECTIVES = {"ScaLR": SCALR, "Seal": []}
+
+
+def teacher_of(overrides: list[str] | None) -> str:
+    """Which 2D teacher a row distils (what the table says beside it)."""
+    if overrides is None:
+        return "-"
+    named = [o.split("=", 1)[1] for o in overrides if o.startswith("teacher.backbone=")]
+    return named[-1] if named else "random ViT"
 
 
 @dataclass
@@ -63,18 +93,49 @@ def _slug(name: str) -> str:
     return "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-").replace("--", "-")
 
 
-def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True, ablation: bool = False) -> dict:
-    """Run the demo (or, with ``ablation``, the ablation table) into ``out``; returns the results (also written
-    to ``out/demo_results.json`` / ``out/ablation_results.json``)."""
+MARKER = ".seal-demo"  # a folder the demo made: a rerun replaces its runs (a run folder refuses a second writer)
+
+
+def _claim(out: Path) -> None:
+    """Make ``out`` the demo's: new, empty, or an earlier demo's (its runs are removed, the data kept as it is
+    regenerated identically); any other non-empty folder is refused in one line."""
+    import shutil
+
+    from seal.core.errors import ConfigError
+
+    if out.exists() and any(out.iterdir()) and not (out / MARKER).is_file():
+        raise ConfigError(f"demo.out={out}: the folder holds files that are not an earlier seal demo's; choose a new "
+                          "or empty folder (--out)")
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("made by seal demo: a rerun replaces runs/\n")
+    if (out / "runs").is_dir():
+        shutil.rmtree(out / "runs")
+
+
+def sweep_settings() -> dict[str, list[str]]:
+    """The sweep's rows: each objective at each teacher quality level."""
+    out = {}
+    for objective, overrides in SWEEP_OBJECTIVES.items():
+        for level, (teacher, knobs) in SWEEP_LEVELS.items():
+            kwargs = "{" + ", ".join(f"{k}: {v}" for k, v in knobs.items()) + "}"
+            out[f"{objective}, {level}"] = [*overrides, f"teacher.backbone={teacher}", f"teacher.model_kwargs={kwargs}"]
+    return out
+
+
+def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True, ablation: bool = False,
+             sweep: bool = False) -> dict:
+    """Run the demo (or, with ``ablation``, the ablation table; with ``sweep``, the teacher-quality sweep) into
+    ``out``; returns the results (also written to ``out/{demo,ablation,sweep}_results.json``)."""
+    from seal.demo_references import supervised_backbone, sweep_chart, teacher_2d_miou
     from seal.engine.downstream import run_downstream
     from seal.engine.pretrain import pretrain
     from seal.synth import generate_dataset
 
-    plan = plan or DemoPlan()
-    settings = ABLATION if ablation else SETTINGS
+    plan = plan or (DemoPlan(seeds=[0]) if sweep else DemoPlan())
+    settings = sweep_settings() if sweep else ABLATION if ablation else SETTINGS
     start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    needs_oracle = any("superpixels.method=oracle" in (o or []) for o in settings.values())
+    _claim(out)
+    needs_oracle = any("oracle" in item for o in settings.values() for item in (o or []))
     data = generate_dataset(out / "data", sequences=plan.sequences, frames=plan.frames, seed=plan.data_seed,
                             cameras=1, progress=progress, segments=needs_oracle)
     names = [f"{i:02d}" for i in range(plan.sequences)]
@@ -87,7 +148,11 @@ def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True, abl
     for seed in plan.seeds:
         for setting, overrides in settings.items():
             began, backbone, tag = time.perf_counter(), None, _slug(setting)
-            if overrides is not None:
+            if setting == SUPERVISED:
+                backbone = supervised_backbone(data, seq_list, val_list, seed, plan.probe_epochs,
+                                               out / "runs" / f"supervised-s{seed}", _preset("downstream_tiny.yaml"),
+                                               progress)
+            elif overrides is not None:
                 cfg = load_config(PretrainSchema, _preset("pretrain_tiny.yaml"), [
                     f"data.path={data}", f"data.sequences={seq_list}", f"train.seed={seed}",
                     f"optim.epochs={plan.pretrain_epochs}", f"train.run_dir={out / 'runs' / f'pretrain-{tag}-s{seed}'}",
@@ -105,14 +170,46 @@ def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True, abl
     summary = _summarise(results, plan, time.perf_counter() - start)
     for row in summary["rows"]:
         row["seconds"] = round(seconds[row["setting"]], 1)
+        row["teacher"] = "3D labels" if row["setting"] == SUPERVISED else teacher_of(settings[row["setting"]])
+    teachers = {t for o in settings.values() for t in [teacher_of(o)] if t in TEACHER_ROWS}
+    for teacher in sorted(teachers) if (ablation or sweep) else []:  # what the 2D teacher alone knows
+        began = time.perf_counter()
+        own = teacher_2d_miou(data, val[0], teacher)
+        summary["rows"].append(_constant_row(TEACHER_ROWS[teacher], own, summary, plan, teacher,
+                                             time.perf_counter() - began))
     summary["ablation"] = ablation
-    stem = "ablation" if ablation else "demo"
-    pictures = [_bar_chart(summary, out / "ablation.png")] if ablation else _pictures(out, data, runs, val[0])
+    stem = "sweep" if sweep else "ablation" if ablation else "demo"
+    if sweep:
+        points = [_sweep_point(row, data, val[0]) for row in summary["rows"] if row["setting"] in settings]
+        summary["sweep"] = points
+        pictures = [sweep_chart(points, out / "sweep.png")]
+    elif ablation:
+        pictures = [_bar_chart(summary, out / "ablation.png")]
+    else:
+        pictures = _pictures(out, data, runs, val[0])
     summary["pictures"] = [str(p) for p in pictures]
     write_text_atomic(out / f"{stem}_results.json", json.dumps(summary, indent=2) + "\n")
     write_text_atomic(out / f"{stem}_results.md", _markdown(summary) + "\n")
     _render(summary)
     return summary
+
+
+def _constant_row(setting: str, own: dict, summary: dict, plan: DemoPlan, teacher: str, seconds: float) -> dict:
+    """A row that does not depend on the training seed (the 2D teacher's own mIoU), in the table's layout."""
+    value, other = own["miou"], own[convention_key(summary["other_convention"])]
+    return {"setting": setting, "miou_by_seed": {str(s): round(value, 2) for s in plan.seeds}, "mean": round(value, 2),
+            "std": 0.0, "other_by_seed": {str(s): round(other, 2) for s in plan.seeds}, "other_mean": round(other, 2),
+            "other_std": 0.0, "seconds": round(seconds, 1), "teacher": teacher}
+
+
+def _sweep_point(row: dict, data: Path, sequence: str) -> dict:
+    from seal.demo_references import teacher_2d_miou
+
+    objective, level = row["setting"].split(", ", 1)
+    teacher, knobs = SWEEP_LEVELS[level]
+    return {"objective": objective, "label": level, "teacher_miou": round(teacher_2d_miou(data, sequence, teacher,
+                                                                                          knobs)["miou"], 2),
+            "mean": row["mean"], "std": row["std"]}
 
 
 def _bar_chart(summary: dict, path: Path) -> Path:
@@ -171,11 +268,14 @@ def _convention_note(summary: dict) -> str:
 def _markdown(summary: dict) -> str:
     seeds = summary["seeds"]
     timed = all("seconds" in row for row in summary["rows"])
-    head = "| setting | " + " | ".join(f"seed {s}" for s in seeds) + " | mean ± std |"
-    lines = [head + (" seconds |" if timed else ""), "|---|" + "---|" * len(seeds) + "---|" + ("---|" if timed else "")]
+    taught = all("teacher" in row for row in summary["rows"])
+    head = ("| setting | " + ("teacher | " if taught else "") + " | ".join(f"seed {s}" for s in seeds)
+            + " | mean ± std |")
+    lines = [head + (" seconds |" if timed else ""),
+             "|---|" + "---|" * (len(seeds) + taught) + "---|" + ("---|" if timed else "")]
     for row in summary["rows"]:
-        lines.append(f"| {row['setting']} | " + " | ".join(_cells(row, seeds)) + " |"
-                     + (f" {row['seconds']:.0f} |" if timed else ""))
+        lines.append(f"| {row['setting']} | " + (f"{row['teacher']} | " if taught else "")
+                     + " | ".join(_cells(row, seeds)) + " |" + (f" {row['seconds']:.0f} |" if timed else ""))
     return "\n".join(lines) + (f"\n\nmIoU % on the validation sequence; {summary['protocol']}; {summary['seconds']} s."
                                f"\n{_convention_note(summary)}.")
 
@@ -188,6 +288,9 @@ def _render(summary: dict, console=None) -> None:
     table = Table(title=f"seal {'ablation' if summary.get('ablation') else 'demo'}: linear-probe mIoU % on held-out "
                         "synthetic data", title_justify="left")
     table.add_column("setting")
+    taught = all("teacher" in row for row in summary["rows"])
+    if taught:
+        table.add_column("teacher")
     for s in seeds:
         table.add_column(f"seed {s}", justify="right")
     table.add_column("mean ± std", justify="right")
@@ -195,7 +298,8 @@ def _render(summary: dict, console=None) -> None:
     if timed:
         table.add_column("seconds", justify="right")
     for row in summary["rows"]:
-        table.add_row(row["setting"], *_cells(row, seeds), *([f"{row['seconds']:.0f}"] if timed else []))
+        table.add_row(row["setting"], *([row["teacher"]] if taught else []), *_cells(row, seeds),
+                      *([f"{row['seconds']:.0f}"] if timed else []))
     console = console or Console()
     console.print(table)
     console.print(_convention_note(summary))
@@ -214,7 +318,7 @@ def _pictures(out: Path, data: Path, runs: dict[str, dict[int, Path]], val_seque
     dataset = open_dataset(data, sequences=[val_sequence])
     frame = dataset[len(dataset) // 2]
     seal_runs = runs[SEAL]
-    best = max(seal_runs, key=lambda s: json.loads((seal_runs[s] / "summary.json").read_text())["miou"])
+    best = max(seal_runs, key=lambda s: json.loads((seal_runs[s] / "summary.json").read_text())["miou"] or 0.0)
     model, meta = load_model(seal_runs[best] / "model.pt")
     voxel = VoxelConfig(**meta["voxel"])
     pictures = [show_predictions(model, frame, dataset.label_map, voxel, out / "predictions.png")]

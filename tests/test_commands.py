@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +81,13 @@ BAD_VALUES = [
     (["probe"], "train.batch_size=-2", "train.batch_size"),
     (["info"], "info.label_sample=-1", "info.label_sample"),
     (["corrupt", "--out", "x", "--corruption", "fog"], "corrupt.severity=extreme", "corrupt.severity"),
+    (["pretrain"], "augment.crop_size=[100]", "augment.crop_size' = [100]: must have 2 items, got 1"),
+    (["pretrain"], "augment.crop_size=[10000,10000]", "item 0 (10000) must be between 1 and 4096"),
+    (["pretrain"], "augment.crop_scale=[1.0,0.3]", "augment.crop_scale' = [1.0, 0.3]: must be in ascending"),
+    (["pretrain"], "augment.crop_ratio=[0,0]", "augment.crop_ratio' = [0.0, 0.0]: item 0 (0.0) must be > 0"),
+    (["pretrain"], "model.backbone.planes=[16,32]", "model.backbone.planes' = [16, 32]: must have 8 items"),
+    (["pretrain"], "model.backbone.layers=[0,0,0,0,0,0,0,0]", "model.backbone.layers' = [0, 0, 0, 0, 0, 0, 0, 0]"),
+    (["pretrain"], "data.mix_weights=[1,2]", "data.mix_weights=[1.0, 2.0] without data.mix"),
 ]
 
 
@@ -104,3 +112,15 @@ def test_doctor_prints_its_table_and_says_whether_a_run_can_start(capsys, tmp_pa
     assert all(word in out for word in ("python", "torch", "sparse engine", "spconv", "[sam]", "teacher.weights"))
     assert main(["doctor", f"teacher.weights={tmp_path / 'missing.pth'}"]) == 1
     assert "NOT FOUND" in capsys.readouterr().out
+
+
+def test_a_dict_written_whole_on_the_command_line_replaces_the_presets():
+    from seal.core.schemas import PretrainSchema
+    from seal.core.settings import load_config
+
+    tiny = Path(__file__).resolve().parents[1] / "seal" / "configs" / "pretrain_tiny.yaml"
+    assert load_config(PretrainSchema, tiny, []).teacher.model_kwargs == {"embed_dim": 96, "depth": 2, "num_heads": 3}
+    assert load_config(PretrainSchema, tiny, ["teacher.model_kwargs={}"]).teacher.model_kwargs == {}
+    assert load_config(PretrainSchema, tiny, ["teacher.model_kwargs={patch: 16}"]).teacher.model_kwargs == {"patch": 16}
+    one = load_config(PretrainSchema, tiny, ["teacher.model_kwargs.depth=3"]).teacher.model_kwargs
+    assert one == {"embed_dim": 96, "depth": 3, "num_heads": 3}  # a dotted key still changes one entry

@@ -70,7 +70,7 @@ def _losses(x: dict[str, torch.Tensor], device: str) -> tuple[dict[str, torch.Te
     n = x["points"].shape[0]
     g = torch.Generator().manual_seed(4)
     batch = PairBatch(
-        coords=torch.zeros(n, 4, dtype=torch.int32), feats=torch.zeros(n, 1), batch_size=2,
+        coords=torch.zeros(n, 4, dtype=torch.int32), feats=torch.zeros(n, 1), xyz=torch.zeros(n, 3), batch_size=2,
         point_voxel_t=torch.randint(0, n, (2500,), generator=g).to(device),
         point_voxel_n=torch.randint(0, n, (2200,), generator=g).to(device),
         segments_t=x["seg_t"], segments_n=x["seg_n"], images=torch.zeros(1, 3, 1, 1),

@@ -16,8 +16,8 @@ from seal.core.labelmap import load_label_map
 from seal.data import KINDS, detect_kind, get_format, open_dataset
 from seal.data.formats import FORMATS, ScribbleKittiFormat, SemanticKittiFormat, detection_order
 
-LEGACY_ORDER = ["nuscenes", "waymo", "semantickitti-c", "nuscenes-c", "scribblekitti", "semanticstf", "rellis3d",
-                "daps3d", "synth4d", "synlidar", "semanticposs", "semantickitti", "kitti-object"]
+LEGACY_ORDER = ["nuscenes", "waymo", "pandaset", "semantickitti-c", "nuscenes-c", "scribblekitti", "semanticstf",
+                "rellis3d", "daps3d", "synth4d", "synlidar", "semanticposs", "semantickitti", "kitti-object"]
 
 
 class NamelessFormat(DatasetFormat):

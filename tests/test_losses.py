@@ -321,7 +321,7 @@ def _pair_batch(pf, pp, ps, xs, ft, st, fn, sn) -> tuple[torch.Tensor, PairBatch
     voxels = torch.cat([pf, ft, fn])
     n_p, n_t = pf.shape[0], ft.shape[0]
     empty = torch.zeros(0, dtype=torch.long)
-    batch = PairBatch(coords=empty, feats=empty, batch_size=2, point_voxel_t=torch.arange(n_p, n_p + n_t),
+    batch = PairBatch(coords=empty, feats=empty, xyz=empty, batch_size=2, point_voxel_t=torch.arange(n_p, n_p + n_t),
                       point_voxel_n=torch.arange(n_p + n_t, voxels.shape[0]), segments_t=st, segments_n=sn,
                       images=empty, pixel_superpixel=xs, pair_voxel=pp, pair_superpixel=ps,
                       pair_pixel=torch.zeros_like(pp), num_points=0)

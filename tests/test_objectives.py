@@ -179,7 +179,7 @@ def _batch(seed: int = 4):
     pair_voxel = torch.randint(0, 20, (30,), generator=g)
     pixel_superpixel = torch.randint(-1, 9, (images * height * width,), generator=g)
     batch = PairBatch(
-        coords=torch.zeros(40, 4, dtype=torch.int32), feats=torch.zeros(40, 1), batch_size=2,
+        coords=torch.zeros(40, 4, dtype=torch.int32), feats=torch.zeros(40, 1), xyz=torch.zeros(40, 3), batch_size=2,
         point_voxel_t=torch.arange(20, 30), point_voxel_n=torch.arange(30, 40),
         segments_t=torch.randint(-1, 4, (10,), generator=g), segments_n=torch.randint(-1, 4, (10,), generator=g),
         images=torch.zeros(images, 3, height, width), pixel_superpixel=pixel_superpixel, pair_voxel=pair_voxel,

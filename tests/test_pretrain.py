@@ -140,7 +140,8 @@ def _sample(name: str, seed: int) -> PairSample:
     def frame(voxels: int, points: int) -> PairFrame:
         inverse = np.concatenate([np.arange(voxels), rng.integers(0, voxels, points - voxels)])
         return PairFrame(coords=rng.integers(0, 9, (voxels, 3)).astype(np.int32),
-                         feats=rng.random((voxels, 1), dtype=np.float32), inverse=inverse.astype(np.int64),
+                         feats=rng.random((voxels, 1), dtype=np.float32),
+                         xyz=rng.random((voxels, 3), dtype=np.float32), inverse=inverse.astype(np.int64),
                          segments=rng.integers(-1, 4, points))
 
     crops, height, width, pairs = 2, 4, 6, 10
@@ -230,6 +231,7 @@ def test_collate_frames_checks_each_frame() -> None:
     from seal.samples.frames import collate_frames
 
     frame = FrameSample(coords=np.zeros((3, 3), np.int32), feats=np.zeros((3, 1), np.float32),
-                        inverse=np.array([0, 1, 2, 3]), labels=np.ones(4, np.int64), id="seq/7")
+                        xyz=np.zeros((3, 3), np.float32), inverse=np.array([0, 1, 2, 3]), labels=np.ones(4, np.int64),
+                        id="seq/7")
     with pytest.raises(DataError, match=r"^frame seq/7: inverse indexes outside \[0, 3\): its values span \[0, 3\]"):
         collate_frames([frame])

@@ -138,7 +138,7 @@ def test_crop_448x896_runs_a_pretraining_step_on_synthetic_data(synth, tmp_path,
         task = PretrainTask(cfg, samples, DistInfo())
     maps = task.teacher_forward(batch.images)
     assert maps.shape == (2, 96, 28, 56) and maps.dtype == torch.float32  # stride 16 of the tiny ViT
-    voxels, pixels, _ = task.student(batch.coords, batch.feats, batch.batch_size, maps, (448, 896))
+    voxels, pixels, _ = task.student(batch.backbone_input(), maps, (448, 896))
     assert pixels.shape == (2 * 448 * 896, cfg.model.proj_dim)  # upsampled to every pixel of the crop
     losses = task.loss(task.student, batch, torch.Generator().manual_seed(0))
     assert all(torch.isfinite(v) for v in losses.values())

@@ -143,7 +143,10 @@ def run_demo(cfg: DemoSchema) -> int:
     from seal.demo import DemoPlan
     from seal.demo import run_demo as demo
 
-    demo(Path(cfg.demo.out), DemoPlan.quick() if cfg.demo.quick else DemoPlan(), ablation=cfg.demo.ablation)
+    if cfg.demo.ablation and cfg.demo.sweep:
+        raise ConfigError("seal demo: --ablation and --sweep are two runs; give one of them")
+    plan = DemoPlan.quick() if cfg.demo.quick else None
+    demo(Path(cfg.demo.out), plan, ablation=cfg.demo.ablation, sweep=cfg.demo.sweep)
     return 0
 
 
@@ -183,9 +186,11 @@ register(Command("pretrain", "Seal pretraining of the 3D backbone (L_vfm + L_tmp
                  "Pretrain a sparse MinkUNet by distilling a frozen 2D teacher through superpixels (L_vfm) and "
                  "temporal superpoints (L_tmp, L_p2s). Missing superpixels/superpoints are computed first. Runs on "
                  "one CPU, one GPU, or many with `torchrun --nproc_per_node N -m seal pretrain ...`. "
-                 "--objective ppkt|slidr|scalr trains a neighbouring objective instead (loss.* weights mix them).",
+                 "--objective ppkt|slidr|scalr trains a neighbouring objective instead (loss.* weights mix them). "
+                 "Several dataset folders pretrain on all of them (data.mix_weights: sampling weight of each).",
                  PretrainSchema, run_pretrain,
-                 [Option(("path",), "data.path", optional=True, help="dataset folder (or data.path=...)"),
+                 [Option(("path",), "data.path", optional=True, rest="data.mix",
+                         help="dataset folder(s): one, or several to pretrain on all (or data.path=...)"),
                   Option(("--resume",), "train.resume")], families=("pretrain",), objectives=True))
 for _mode, _text in (("probe", "linear probing: a frozen backbone (BatchNorm in eval) and a new 1x1 classifier"),
                      ("finetune", "few-shot fine-tuning of the whole network (CE + Lovász-softmax)")):
@@ -216,7 +221,7 @@ register(Command("demo", "the whole pipeline on synthetic data, on a CPU, in min
                  "L_vfm only), linear-probe those and a randomly initialised backbone on 2 seeds, then print the "
                  "comparison table and write pictures.", DemoSchema, run_demo,
                  [Option(("--out",), "demo.out"), Option(("--quick",), "demo.quick"),
-                  Option(("--ablation",), "demo.ablation")]))
+                  Option(("--ablation",), "demo.ablation"), Option(("--sweep",), "demo.sweep")]))
 
 
 def run_doctor(cfg: PretrainSchema) -> int:

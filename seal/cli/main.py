@@ -1,13 +1,16 @@
 """The `seal` command: one entry point, the sub-commands generated from the registry.
 
 Every sub-command takes ``--config FILE|preset`` and trailing ``key=value`` overrides (see `seal config COMMAND`).
-Errors seal raises on purpose print as one line naming the file or option at fault, with exit status 2.
+Errors seal raises on purpose print as one line naming the file or option at fault, with exit status 2 (a
+training run that diverged: 3, `seal.core.errors.Diverged`).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from pathlib import Path
 
 from seal import __version__
 from seal.core.errors import ConfigError, Preempted, SealError
@@ -56,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+
+
+def is_override(word: str) -> bool:
+    """Whether a positional word is a ``key=value`` override rather than a path: its part before the first ``=``
+    is a dotted key (``voxel.size``, not ``/data/run=3`` or ``a=b/c``), and it names no existing file or folder."""
+    key, sep, _ = word.partition("=")
+    return bool(sep) and bool(_KEY.match(key)) and not Path(word).exists()
+
+
 def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """Options, then the key=value overrides (which may come anywhere after the command)."""
     parser = build_parser()
@@ -66,10 +79,13 @@ def _parse(argv: list[str] | None) -> tuple[argparse.Namespace, list[str]]:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     # an optional positional (seal pretrain [DATA]) takes the first override when no dataset is given
     path = getattr(args, "data__path", None)
-    if isinstance(path, str) and "=" in path:
+    if isinstance(path, str) and is_override(path):
         args.data__path, overrides = None, [path, *overrides]
+    if isinstance(path, list):  # several datasets (seal pretrain D1 D2 ...): the key=value ones are overrides
+        args.data__path = [p for p in path if not is_override(p)]
+        overrides = [p for p in path if is_override(p)] + overrides
     target = getattr(args, "target", None)
-    if isinstance(target, str) and "=" in target:
+    if isinstance(target, str) and is_override(target):
         args.target, overrides = "pretrain", [target, *overrides]
     return args, overrides
 
@@ -102,7 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         return Preempted.exit_code
     except SealError as err:
         print(f"seal: error: {err}", file=sys.stderr)
-        return 2
+        return getattr(err, "exit_code", 2)  # 2 for bad input; Diverged: 3
     except KeyboardInterrupt:
         print("seal: interrupted", file=sys.stderr)
         return 130

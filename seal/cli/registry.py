@@ -31,6 +31,7 @@ class Option:
     optional: bool = False            # a positional that may be left out
     help: str | None = None           # default: the comment of the config field
     choices: tuple[Any, ...] | None = None  # default: the field's rule when it is a choice
+    rest: str | None = None           # a positional that takes several values: the key the values after the first set
 
 
 @dataclass
@@ -89,7 +90,9 @@ def _add_option(parser: argparse.ArgumentParser, command: Command, option: Optio
             kwargs["choices"] = [kwargs["type"](c) for c in choices]
         if not option.flags[0].startswith("-"):
             kwargs["metavar"] = option.key.split(".")[-1].upper() if option.flags[0] != "path" else "DATA"
-            if option.optional:
+            if option.rest:
+                kwargs["nargs"] = "*" if option.optional else "+"
+            elif option.optional:
                 kwargs["nargs"] = "?"
     if not option.flags[0].startswith("-"):
         kwargs.pop("dest")
@@ -125,6 +128,10 @@ def option_values(args: argparse.Namespace, command: Command) -> dict[str, Any]:
     out = {}
     for option in command.options:
         value = getattr(args, option.key.replace(".", "__"), None)
+        if option.rest and isinstance(value, list):
+            value, more = (value[0] if value else None), value[1:]
+            if more:
+                out[option.rest] = more
         if value is not None:
             out[option.key] = value
     return out
@@ -148,7 +155,10 @@ def build_config(command: Command, config: str | None, values: dict[str, Any], o
     keys = [k for k in keys if not k.startswith("train.resume=")]
     if resume == "auto":
         fresh = load_config(command.schema, [*([path] if path else []), *layers], keys)
-        found = latest_run(fresh.train.run_dir, command.name)
+        data = getattr(fresh, "data", None)
+        roots = [data.path, *[str(m).partition("::")[0] for m in getattr(data, "mix", None) or []]] \
+            if data is not None and data.path else None
+        found = latest_run(fresh.train.run_dir, command.name, roots)
         if found is None:
             print(f"seal: --resume auto: no earlier {command.name} run with a checkpoint; starting a new run")
             return fresh
@@ -157,6 +167,12 @@ def build_config(command: Command, config: str | None, values: dict[str, Any], o
     if resume:
         if not Path(resume).exists():
             raise ConfigError(f"--resume {resume}: no such run folder or checkpoint file")
+        from seal.engine.runrecord import run_kind
+
+        kind = run_kind(run_dir_of(Path(resume)))
+        if kind and kind != command.name:  # before its config.yaml is read as this command's
+            raise ConfigError(f"--resume {run_dir_of(Path(resume))}: a {kind} run, not a {command.name} run: "
+                              f"continue it with `seal {kind} --resume {run_dir_of(Path(resume))}`")
         if path is None:  # the run's own configuration is the base
             path = run_dir_of(Path(resume)) / "config.yaml"
             if not path.is_file():
@@ -167,8 +183,10 @@ def build_config(command: Command, config: str | None, values: dict[str, Any], o
 
 def _quote(value: Any) -> str:
     """A value as OmegaConf's dotlist reads it back unchanged (strings quoted)."""
-    if isinstance(value, str):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if isinstance(value, str):  # ${ escaped: a path holding it is a path, not an interpolation
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'").replace("${", "\\${") + "'"
+    if isinstance(value, list):
+        return "[" + ", ".join(_quote(v) for v in value) + "]"
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 

@@ -70,17 +70,37 @@ class _Tensors:
 
 
 @dataclass
+class BackboneInput(_Tensors):
+    """What every 3D backbone reads: M voxels (tokens) of ``batch_size`` scans. A sparse-convolution backbone uses
+    ``coords``, a point-based one (WaffleIron) the voxels' mean positions ``xyz``; both return [M, C] features in
+    this row order, which the losses pool and downstream heads map back to points with the inverse index."""
+
+    coords: Tensor    # [M, 4] int32 (batch index, voxel coordinates from 0)
+    feats: Tensor     # [M, 1] float32 mean intensity per voxel
+    xyz: Tensor       # [M, 3] float32 mean position of each voxel's points (metres, augmented sensor frame)
+    batch_size: int   # scans in the batch
+
+    @classmethod
+    def of_frame(cls, coords: np.ndarray, feats: np.ndarray, xyz: np.ndarray) -> BackboneInput:
+        """One scan (batch index 0) from a sample's numpy arrays."""
+        batch = np.column_stack([np.zeros(len(coords), np.int32), coords]).astype(np.int32)
+        return cls(torch.from_numpy(batch), torch.from_numpy(np.ascontiguousarray(feats, np.float32)),
+                   torch.from_numpy(np.ascontiguousarray(xyz, np.float32)), 1)
+
+
+@dataclass
 class PairFrame:
     """One augmented, voxelised frame of a pair sample (V voxels, N points), before collation."""
 
     coords: np.ndarray    # [V, 3] int32 voxel coordinates, each axis from 0
     feats: np.ndarray     # [V, 1] float32 mean intensity per voxel
+    xyz: np.ndarray       # [V, 3] float32 mean position (metres, augmented sensor frame) of each voxel's points
     inverse: np.ndarray   # [N] int64: voxel (row of `coords`) of each point
     segments: np.ndarray  # [N] int64 superpoint id of each point (-1 none, 0 ground, 1..K; shared by t and t+n)
 
     def problem(self) -> tuple[str, str] | None:
         """(what is wrong, which cache or stage to blame), or None when every index is in range."""
-        voxels = (_length_problem(("coords", "feats"), (self.coords, self.feats))
+        voxels = (_length_problem(("coords", "feats", "xyz"), (self.coords, self.feats, self.xyz))
                   or index_problem("inverse", self.inverse, self.coords.shape[0]))
         if voxels is not None:
             return voxels, _BUG
@@ -105,6 +125,7 @@ class PairSample:
     pair_image: np.ndarray   # [p] int64: crop of each pairing
     pair_row: np.ndarray     # [p] int64: its row in the crop
     pair_col: np.ndarray     # [p] int64: its column in the crop
+    truth: np.ndarray | None = None  # [C, h, w] int64 true train id of each crop pixel (oracle teachers only)
 
     def problem(self) -> tuple[str, str] | None:
         """(what is wrong, which cache or stage to blame), or None when every index of the sample is in range."""
@@ -115,6 +136,8 @@ class PairSample:
         if len(shape) != 3 or self.images.shape != (shape[0], 3, shape[1], shape[2]):
             return f"images are {tuple(self.images.shape)} but superpixels {tuple(shape)} (crops must match)", _BUG
         crops, height, width = shape
+        if self.truth is not None and self.truth.shape != shape:
+            return f"truth is {tuple(self.truth.shape)} but superpixels {tuple(shape)} (crops must match)", _BUG
         superpixels = index_problem("superpixels", self.superpixels, _SUPERPIXEL_IDS, 0, "holds superpixel ids")
         if superpixels is not None:
             return superpixels, "the superpixel cache is corrupt: delete it and rerun `seal superpixels`"
@@ -139,6 +162,7 @@ class PairBatch(_Tensors):
 
     coords: Tensor            # [M, 4] int32 (sparse batch index, voxel coordinates)
     feats: Tensor             # [M, 1] float32 mean intensity per voxel
+    xyz: Tensor               # [M, 3] float32 mean position of each voxel's points (metres, augmented frame)
     batch_size: int           # 2B: sparse batch entries (frames t, then frames t+n)
     point_voxel_t: Tensor     # [N_t] long: row of `coords` holding each point of the frames t
     point_voxel_n: Tensor     # [N_n] long: the same for the frames t+n
@@ -151,6 +175,11 @@ class PairBatch(_Tensors):
     pair_pixel: Tensor        # [P] long: flat index (image * H * W + row * W + col) of each pairing's pixel
     num_points: int           # N_t + N_n, for throughput
     ids: list[str] = field(default_factory=list)  # frame id of each sample's frame t
+    truth: Tensor | None = None  # [I, H, W] long true train id of every crop pixel (oracle teachers only)
+
+    def backbone_input(self) -> BackboneInput:
+        """The voxels of all 2B frames, as the backbone reads them."""
+        return BackboneInput(self.coords, self.feats, self.xyz, self.batch_size)
 
     def check(self) -> None:
         """Raise ValueError naming the field unless every index the losses gather or scatter with is in range:
@@ -159,7 +188,7 @@ class PairBatch(_Tensors):
         if self.images.dim() != 4 or self.images.shape[1] != 3:
             raise ValueError(f"PairBatch of {self.ids}: images must be [I, 3, H, W], got {tuple(self.images.shape)}")
         voxels, pixels = int(self.coords.shape[0]), int(self.images[:, 0].numel())
-        problem = (_length_problem(("coords", "feats"), (self.coords, self.feats))
+        problem = (_length_problem(("coords", "feats", "xyz"), (self.coords, self.feats, self.xyz))
                    or _length_problem(("point_voxel_t", "segments_t"), (self.point_voxel_t, self.segments_t))
                    or _length_problem(("point_voxel_n", "segments_n"), (self.point_voxel_n, self.segments_n))
                    or _length_problem(("pair_voxel", "pair_superpixel", "pair_pixel"),
@@ -179,13 +208,18 @@ class FrameSample:
 
     coords: np.ndarray   # [V, 3] int32 voxel coordinates, each axis from 0
     feats: np.ndarray    # [V, 1] float32 mean intensity per voxel
+    xyz: np.ndarray      # [V, 3] float32 mean position of each voxel's points (metres)
     inverse: np.ndarray  # [N] int64: voxel (row of `coords`) of each point
     labels: np.ndarray   # [N] int64 train ids (0 = ignore)
     id: str              # frame id
 
+    def backbone_input(self) -> BackboneInput:
+        """This frame alone (batch index 0), as the backbone reads it."""
+        return BackboneInput.of_frame(self.coords, self.feats, self.xyz)
+
     def check(self) -> None:
         """Raise DataError naming this frame and the field unless every point maps to one of its voxels."""
-        problem = (_length_problem(("coords", "feats"), (self.coords, self.feats))
+        problem = (_length_problem(("coords", "feats", "xyz"), (self.coords, self.feats, self.xyz))
                    or _length_problem(("inverse", "labels"), (self.inverse, self.labels))
                    or index_problem("inverse", self.inverse, self.coords.shape[0]))
         if problem is not None:
@@ -198,8 +232,13 @@ class FrameBatch(_Tensors):
 
     coords: Tensor            # [M, 4] int32 (sparse batch index, voxel coordinates)
     feats: Tensor             # [M, 1] float32 mean intensity per voxel
+    xyz: Tensor               # [M, 3] float32 mean position of each voxel's points (metres)
     point_voxel: Tensor       # [N] long: row of `coords` holding each point
     labels: Tensor            # [N] long train ids (0 = ignore)
     batch_size: int           # frames in the batch
     sizes: list[int] = field(default_factory=list)  # points per frame
     ids: list[str] = field(default_factory=list)  # frame ids
+
+    def backbone_input(self) -> BackboneInput:
+        """The voxels of all frames of the batch, as the backbone reads them."""
+        return BackboneInput(self.coords, self.feats, self.xyz, self.batch_size)

@@ -2,7 +2,8 @@
 
 The comment after a field is its documentation: `seal config COMMAND` prints it next to the key and default,
 so every field carries one. ``RULES`` states the values a field accepts beyond its type (checked with the key's
-full name by `seal.core.settings.validate`): ``">=1"``, ``">0"``, ``"0..1"``, or ``"a|b|c"`` for a choice.
+full name by `seal.core.settings.validate`): ``">=1"``, ``">0"``, ``"0..1"``, or ``"a|b|c"`` for a choice; a list
+field ``"[2]1..4096"`` (exactly 2 items, each 1..4096), ``"[8+]>=1"`` (at least 8), ``"[2]>0 ascending"``.
 Command schemas (which sections a command reads) live in `seal.core.schemas`.
 """
 
@@ -19,16 +20,21 @@ FRACTIONS: tuple[int, ...] = (1, 5, 10, 25, 100)
 
 @dataclass
 class DataConfig:
-    """Which dataset to read and how."""
+    """Which dataset to read and how. Pretraining may mix datasets: ``mix`` folders are detected and keep their
+    own caches (kind, version, sequences and cache.root apply to ``path`` only; a mix entry may carry its own
+    ``::kind=K,version=V``); ``mix_weights`` has one weight per dataset, ``path`` first (docs/METHOD.md §7)."""
 
     path: str = ""                 # dataset folder (the positional DATA argument)
     kind: str | None = None        # dataset format (`seal datasets` lists them); detected from the folder when null
     label_map: str | None = None   # packaged label-map name or a YAML path (SemanticKITTI layout only)
-    version: str | None = None     # nuScenes version folder, e.g. v1.0-trainval (default: the one present)
+    version: str | None = None     # nuScenes version folder (v1.0-trainval...), PandaSet LiDAR (pandar64|pandargt|both)
     sweeps: bool = False           # nuScenes: every LiDAR sweep instead of keyframes only
     sequences: list[str] | None = None  # keep only these sequences / scenes (e.g. pretrain on train only)
+    mix: list[str] = field(default_factory=list)  # more datasets to pretrain on: PATH or PATH::kind=K,version=V
+    mix_weights: list[float] = field(default_factory=list)  # sampling weight per dataset, [] = its pair count
 
-    RULES: ClassVar[dict[str, str]] = {"kind": REGISTRY}  # seal.data.formats.FORMATS
+    RULES: ClassVar[dict[str, str]] = {"kind": REGISTRY,  # seal.data.formats.FORMATS
+                                       "sequences": "[1+]", "mix_weights": "[0+]>=0"}
 
 
 @dataclass
@@ -192,6 +198,33 @@ class SuperpointConfig:
 
 
 @dataclass
+class WaffleIronConfig:
+    """WaffleIron's shape (``model.backbone.name=waffleiron``, seal.models.waffleiron): ``shape`` picks a packaged
+    one, every other key left null takes the shape's value and a set key overrides it."""
+
+    shape: str = "WI-48-768"       # packaged shape: WI-48-256 | WI-48-384 (WaffleIron) | WI-48-768 (ScaLR+) | tiny
+    depth: int | None = None       # layers L (one spatial mix + one channel mix each); null = the shape's
+    width: int | None = None       # feature channels F; null = the shape's
+    dim_proj: list[int] | None = None  # axis each layer projects along, in turn (2: xy plane, 1: xz, 0: yz)
+    grid_shape: list[list[int]] | None = None  # 2D cells of each plane, in the order of dim_proj
+    fov: list[list[float]] | None = None  # [[xmin, ymin, zmin], [xmax, ymax, zmax]] metres covered by the grids
+    num_neighbors: int | None = None  # nearest neighbours of the point embedding (the point itself excluded)
+    drop_path: float | None = None  # stochastic-depth probability of every residual branch (per scan)
+    activation: str | None = None  # relu | gelu, in the channel-mix MLP and the spatial-mix convolutions
+    norm: str | None = None        # layernorm | batchnorm before each mix
+    input_features: list[str] | None = None  # of intensity, xyz, radius, height, constant (in this order)
+    intensity_mean: float = 0.0    # intensity feature = (intensity - mean) / std (ScaLR normalises per dataset)
+    intensity_std: float = 1.0     # see intensity_mean
+    checkpointing: bool = False    # recompute each mix in backward (activation checkpointing: memory for time)
+
+    RULES: ClassVar[dict[str, str]] = {"shape": "WI-48-256|WI-48-384|WI-48-768|tiny", "depth": ">=1",
+                                       "width": ">=1", "num_neighbors": ">=1", "drop_path": "0..1",
+                                       "activation": "relu|gelu", "norm": "layernorm|batchnorm",
+                                       "intensity_std": ">0", "dim_proj": "[1+]0..2", "grid_shape": "[1+][2]>=1",
+                                       "fov": "[2][3]", "input_features": "[1+]intensity|xyz|radius|height|constant"}
+
+
+@dataclass
 class BackboneConfig:
     """The 3D backbone and its shape (MinkUNet; the default is Res16UNet34C)."""
 
@@ -202,9 +235,11 @@ class BackboneConfig:
     layers: list[int] = field(default_factory=lambda: [2, 3, 4, 6, 2, 2, 2, 2])  # residual blocks per stage
     stem_kernel: int = 3           # kernel of the stem convolutions
     bn_momentum: float = 0.02      # BatchNorm momentum
+    waffleiron: WaffleIronConfig = field(default_factory=WaffleIronConfig)  # shape of name=waffleiron
 
     RULES: ClassVar[dict[str, str]] = {"name": REGISTRY, "in_channels": ">=1", "stem_channels": ">=1",
-                                       "stem_kernel": ">=1", "bn_momentum": "0..1"}
+                                       "stem_kernel": ">=1", "bn_momentum": "0..1", "planes": "[8]>=1",
+                                       "layers": "[8]>=1"}
 
 
 @dataclass
@@ -270,7 +305,9 @@ class AugmentConfig:
     crop_attempts: int = 10        # tries to find a crop inside the image before a centre crop
     hflip: bool = True             # random horizontal flip of the crop
 
-    RULES: ClassVar[dict[str, str]] = {"min_pairings_per_image": ">=0", "crop_attempts": ">=1"}
+    RULES: ClassVar[dict[str, str]] = {"min_pairings_per_image": ">=0", "crop_attempts": ">=1",
+                                       "crop_size": "[2]1..4096", "crop_scale": "[2]0.0001..1 ascending",
+                                       "crop_ratio": "[2]>0 ascending"}
 
 
 @dataclass
@@ -446,4 +483,5 @@ class DemoOptions:
 
     out: str = "seal-demo"         # output folder
     quick: bool = False            # a much smaller run (a smoke test, not a result)
-    ablation: bool = False         # the distillation family and Seal's ablations (8 rows x 2 seeds) + a bar chart
+    ablation: bool = False         # the distillation family, Seal's ablations, semantic teachers x 2 seeds + a chart
+    sweep: bool = False            # ScaLR and Seal against the oracle teacher's quality (one seed) + a PNG

@@ -34,3 +34,10 @@ class Preempted(SealError):
     """A run stopped on request (SIGTERM / SIGUSR1) after writing a checkpoint; it continues with --resume."""
 
     exit_code = 75  # EX_TEMPFAIL: "try again later" - what a requeued job expects
+
+
+class Diverged(SealError):
+    """Training produced a non-finite loss, gradient, weight or BatchNorm statistic: the run stopped at that step,
+    its last good checkpoint kept as it was and nothing exported; the message names the step and the culprit."""
+
+    exit_code = 3  # distinct from 2 (bad input): the input was read, the optimisation blew up

@@ -63,7 +63,11 @@ def read_points(path: Path, columns: int = 4, keep: int = 4) -> np.ndarray:
 
 def point_count(path: Path, columns: int = 4) -> int:
     """Number of points of a float32 point file, from its size alone."""
-    return path.stat().st_size // (4 * columns)
+    try:
+        return path.stat().st_size // (4 * columns)
+    except FileNotFoundError:
+        raise DataError(path, "point file not found", "the dataset lists it; restore the file or re-download "
+                        "the scans") from None
 
 
 def read_semantickitti_labels(path: Path, num_points: int) -> tuple[np.ndarray, np.ndarray]:
@@ -138,15 +142,24 @@ def to_homogeneous(matrix: np.ndarray, path: Path, key: str) -> np.ndarray:
     return out
 
 
-def check_rigid(transform: np.ndarray, path: Path | str, key: str) -> None:
+RIGID_TOLERANCE = 1e-2  # |R^T R - I| allowed in a rotation read from text (rounded to ~6 digits in KITTI files)
+
+
+def check_rigid(transform: np.ndarray, path: Path | str, key: str,
+                hint: str = "the calibration is corrupt; re-export it") -> None:
     """Fail clearly when a transform is singular or not finite (a broken calibration)."""
     rot = transform[:3, :3]
     if not np.isfinite(transform).all():
-        raise DataError(path, f"{key} contains NaN or infinite values")
+        raise DataError(path, f"{key} contains NaN or infinite values", hint)
     det = float(np.linalg.det(rot))
     if abs(det) < 1e-6:
         raise DataError(path, f"{key} is not invertible (determinant of its 3x3 part is {det:.3g})",
-                        "the calibration is corrupt; re-export it")
+                        hint)
+    error = float(np.abs(rot.T @ rot - np.eye(3)).max())
+    if error > RIGID_TOLERANCE or det < 0:
+        raise DataError(path, f"{key} is not a rigid transform (its 3x3 part is "
+                              + ("a reflection" if det < 0 else f"not a rotation: |R^T R - I| = {error:.3g}")
+                              + "; a sensor moves without scaling, shearing or mirroring)", hint)
 
 
 def read_poses(path: Path, count: int) -> np.ndarray:
@@ -161,4 +174,27 @@ def read_poses(path: Path, count: int) -> np.ndarray:
         raise DataError(path, f"has {values.shape[0]} poses but the sequence has {count} scans")
     poses = np.tile(np.eye(4), (count, 1, 1))
     poses[:, :3, :] = values.reshape(-1, 3, 4)
+    for line, pose in enumerate(poses, start=1):
+        check_rigid(pose, path, f"line {line} (the pose of scan {line - 1})",
+                    "the poses are corrupt; re-export them or remove poses.txt")
     return poses
+
+
+def read_times(path: Path, count: int) -> np.ndarray:
+    """``count`` timestamps (seconds) from a KITTI ``times.txt``, one per scan, finite and never decreasing."""
+    try:
+        times = np.loadtxt(path, dtype=np.float64, ndmin=1)
+    except ValueError as err:
+        raise DataError(path, f"is not a column of numbers: {err}") from err
+    if times.ndim != 1:
+        raise DataError(path, f"has {times.shape[1]} values per line, expected 1 (seconds)")
+    if times.shape[0] != count:
+        raise DataError(path, f"has {times.shape[0]} times but the sequence has {count} scans")
+    bad = np.flatnonzero(~np.isfinite(times))
+    if bad.size:
+        raise DataError(path, f"line {bad[0] + 1} is not a finite time")
+    back = np.flatnonzero(np.diff(times) < 0)
+    if back.size:
+        raise DataError(path, f"line {back[0] + 2} goes back in time ({times[back[0] + 1]} after {times[back[0]]})",
+                        "times.txt must list one time per scan in scan order")
+    return times

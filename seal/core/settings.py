@@ -13,6 +13,7 @@ import ast
 import dataclasses
 import functools
 import inspect
+import re
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -94,14 +95,23 @@ def load_config(schema: type[T], path: str | Path | list[str | Path | dict] | No
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"override {item!r} is not key=value (e.g. voxel.size=0.05)")
+    names = ["a dict layer" if isinstance(f, dict) else str(f) for f in paths]
+    where = " + ".join(names) or "defaults"
     try:
         if overrides:
-            layers.append(OmegaConf.from_dotlist(list(overrides)))
-        merged = OmegaConf.merge(base, *layers)
+            where = "command line"
+            layers.append(OmegaConf.from_dotlist([_keep_leading_zeros(item) for item in overrides]))
+            names.append("command line")
+        merged = base
+        for name, layer in zip(names, layers, strict=True):  # one layer at a time: an error names its layer
+            where = name
+            merged = OmegaConf.merge(merged, layer)
+        if overrides:
+            _replace_dicts(merged, layers[-1], overrides)
+        where = " + ".join(names) or "defaults"
         config = OmegaConf.to_object(merged)
     except OmegaConfBaseException as err:
         key = getattr(err, "full_key", None) or getattr(err, "key", None)
-        where = " + ".join("a dict layer" if isinstance(f, dict) else str(f) for f in paths) or "command line"
         message = err.msg if hasattr(err, "msg") else str(err)
         raise ConfigError(f"config key {key!r} ({where}): {message}".split("\n")[0].rstrip(".")
                           + ". `seal config COMMAND` lists the valid keys.") from None
@@ -109,8 +119,57 @@ def load_config(schema: type[T], path: str | Path | list[str | Path | dict] | No
     return config  # type: ignore[return-value]
 
 
+def _replace_dicts(merged: Any, command_line: Any, overrides: list[str] | tuple[str, ...]) -> None:
+    """A free-form dict written whole on the command line (``teacher.model_kwargs={patch: 16}``, ``={}``) replaces
+    the preset's instead of merging into it: a user who writes the whole dict means that dict. A dotted key into it
+    (``teacher.model_kwargs.depth=3``) still changes one entry."""
+    from omegaconf import DictConfig, OmegaConf
+
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if not value.lstrip().startswith("{"):
+            continue
+        target = OmegaConf.select(merged, key.strip())
+        if isinstance(target, DictConfig) and OmegaConf.get_type(target) is dict:
+            OmegaConf.update(merged, key.strip(), OmegaConf.select(command_line, key.strip()), merge=False)
+
+
+_LEADING_ZERO = re.compile(r"(?<![^\[,\s])(0\d+)(?![^\],\s])")  # a whole item: 00 in [00, 01], not in /p/00
+
+
+def _keep_leading_zeros(item: str) -> str:
+    """An override with its zero-padded numbers quoted (``data.sequences=[00,01]`` -> ``['00','01']``): OmegaConf
+    would read ``00`` as the integer 0, losing the name of a sequence; an int field still converts '01' to 1.
+    Quoted parts of the value are left as they are."""
+    key, _, value = item.partition("=")
+    parts = re.split(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", value)
+    return key + "=" + "".join(p if i % 2 else _LEADING_ZERO.sub(r"'\1'", p) for i, p in enumerate(parts))
+
+
+def _check_list(rule: str, value: Any) -> str | None:
+    """A list rule ``[N]ELEMENT`` (exactly N items) or ``[N+]ELEMENT`` (at least N), optionally ending in
+    `` ascending`` (each item >= the one before): the length, every item under ELEMENT, then the order."""
+    size, _, element = rule[1:].partition("]")
+    element, ascending = (element[: -len(" ascending")], True) if element.endswith(" ascending") else (element, False)
+    if not isinstance(value, list | tuple):
+        return "must be a list"
+    at_least = size.endswith("+")
+    count = int(size.rstrip("+"))
+    if len(value) < count or (not at_least and len(value) != count):
+        return f"must have {'at least ' if at_least else ''}{count} item{'s' * (count != 1)}, got {len(value)}"
+    for i, item in enumerate(value):
+        problem = _check(element, item) if element else None
+        if problem:
+            return f"item {i} ({item!r}) {problem}"
+    if ascending and any(b < a for a, b in zip(value, value[1:], strict=False)):
+        return "must be in ascending order (low, high)"
+    return None
+
+
 def _check(rule: str, value: Any) -> str | None:
     """The problem with ``value`` under ``rule`` (see `seal.core.config`), or None."""
+    if rule.startswith("["):
+        return _check_list(rule, value)
     if "|" in rule or rule[:1] not in "<>0123456789.-":
         choices = rule.split("|")
         return None if str(value) in choices else f"must be one of {', '.join(choices)}"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from seal.core.calibration import decompose_projection
+from seal.core.calibration import check_camera, decompose_projection
 from seal.core.errors import DataError
 from seal.core.frame import Camera, Frame, Sequence
 from seal.core.io import (
@@ -29,6 +29,7 @@ from seal.core.io import (
     read_points,
     read_poses,
     read_semantickitti_labels,
+    read_times,
     to_homogeneous,
 )
 from seal.core.labelmap import LabelMap
@@ -164,9 +165,7 @@ def open_scan_sequence(seq_dir: Path, lmap: LabelMap, layout: ScanLayout = KITTI
         rigs = camera_rigs(calib, calib_path, seq_dir, tr)
     poses = _poses(seq_dir, layout, len(all_scans), tr, has_calib)
     times_path = seq_dir / "times.txt"
-    times = np.loadtxt(times_path, ndmin=1) if times_path.is_file() else np.arange(len(all_scans)) * 0.1
-    if times.shape[0] != len(all_scans):
-        raise DataError(times_path, f"has {times.shape[0]} times but the sequence has {len(all_scans)} scans")
+    times = read_times(times_path, len(all_scans)) if times_path.is_file() else np.arange(len(all_scans)) * 0.1
 
     def load(index: int) -> Frame:
         scan, position = scans[index], keep[index]
@@ -179,6 +178,7 @@ def open_scan_sequence(seq_dir: Path, lmap: LabelMap, layout: ScanLayout = KITTI
         for cam_name, folder, K, lidar_to_cam in rigs:
             image_path = folder / f"{scan.stem}.png"
             width, height = image_size(image_path)
+            check_camera(K, width, height, calib_path, f"P{cam_name.split('_')[-1]}", image_path)
             cameras.append(Camera(name=cam_name, K=K, lidar_to_cam=lidar_to_cam, width=width, height=height,
                                   image_path=image_path, timestamp=float(times[position])))
         pose = poses[position] if poses is not None else np.eye(4)

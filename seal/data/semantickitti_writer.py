@@ -4,6 +4,7 @@
     ROOT/sequences/NN/labels/NNNNNN.label   uint32: semantic id in the low 16 bits, instance in the high 16
     ROOT/sequences/NN/image_K/NNNNNN.png    camera K
     ROOT/sequences/NN/segments_K/NNNNNN.png segment map of image_K (uint16, 16-bit PNG; synthetic data only)
+    ROOT/sequences/NN/classes_K/NNNNNN.png  raw class id of every pixel of image_K (uint16; synthetic data only)
     ROOT/sequences/NN/calib.txt             P0..Pk (3x4), Tr (3x4 LiDAR -> cam0)
     ROOT/sequences/NN/poses.txt             cam0 pose of each scan in cam0 of the first (3x4 per line)
     ROOT/sequences/NN/times.txt             seconds since the first scan
@@ -41,11 +42,15 @@ class SequenceWriter:
         """segments_2.. .png of one scan: the segment map of each camera image."""
         return [self.folder / f"segments_{i + 2}" / f"{stem}.png" for i in range(cameras)]
 
+    def class_paths(self, stem: str, cameras: int) -> list[Path]:
+        """classes_2.. .png of one scan: the raw class id of every pixel of each camera image."""
+        return [self.folder / f"classes_{i + 2}" / f"{stem}.png" for i in range(cameras)]
+
     def write_scan(self, stem: str, points: np.ndarray, labels: np.ndarray | None = None,
                    instances: np.ndarray | None = None, images: Sequence[np.ndarray] = (),
-                   segments: Sequence[np.ndarray] = ()) -> None:
+                   segments: Sequence[np.ndarray] = (), classes: Sequence[np.ndarray] = ()) -> None:
         """Points (N x 4), raw semantic ids and instance ids (packed into one uint32), camera images (uint8) and,
-        if given, one segment map per image (uint16, written as a 16-bit PNG)."""
+        if given, one segment map and one class map per image (uint16, written as 16-bit PNGs)."""
         paths = self.scan_paths(stem, len(images))
         write_bytes_atomic(paths[0], np.asarray(points, dtype="<f4").tobytes())
         if labels is not None:
@@ -58,6 +63,9 @@ class SequenceWriter:
         if len(segments):
             for path, seg in zip(self.segment_paths(stem, len(images)), segments, strict=True):
                 write_bytes_atomic(path, png_bytes(np.asarray(seg, dtype=np.uint16)))
+        if len(classes):
+            for path, cls in zip(self.class_paths(stem, len(images)), classes, strict=True):
+                write_bytes_atomic(path, png_bytes(np.asarray(cls, dtype=np.uint16)))
 
     def write_meta(self, projections: Sequence[np.ndarray], lidar_to_cam0: np.ndarray,
                    cam0_poses: Sequence[np.ndarray], times: Sequence[float]) -> None:

@@ -18,7 +18,7 @@ import torch
 
 from seal.core.batch import FrameBatch
 from seal.core.config import VoxelConfig
-from seal.core.errors import ConfigError
+from seal.core.errors import ConfigError, DataError
 from seal.core.schemas import DownstreamSchema
 from seal.core.settings import dump_config
 from seal.data import open_configured
@@ -26,12 +26,13 @@ from seal.data.splits import split_indices
 from seal.engine.distributed import DistInfo, barrier, distributed_run
 from seal.engine.frame_loop import evaluate_frames
 from seal.engine.loading import make_loader
-from seal.engine.rundir import prepare_run_dir, write_summary
+from seal.engine.rundir import run_folder, write_summary
+from seal.engine.runrecord import dataset_identity, pretrained_identity
 from seal.engine.sampler import StepSchedule
 from seal.engine.trainer import Trainer, render_losses, stop_after_preemption
 from seal.evaluation.metrics import render_results, write_results
 from seal.losses.segmentation import segmentation_loss
-from seal.models.segmentation import SegmentationModel, build_model, save_model
+from seal.models.segmentation import SegmentationModel, build_model, check_pretrained, save_model
 from seal.samples.frames import LabelledFrames, collate_frames, voxel_sample
 
 MODES = ("probe", "finetune")
@@ -78,7 +79,7 @@ class FrameTask:
         return self._loader(batches)
 
     def loss(self, model: torch.nn.Module, batch: FrameBatch, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        logits = model(batch.coords, batch.feats, batch.batch_size)
+        logits = model(batch.backbone_input())
         return {"total": segmentation_loss(logits[batch.point_voxel], batch.labels,
                                            lovasz_weight=self.cfg.downstream.lovasz_weight)}
 
@@ -138,8 +139,7 @@ def _cached_features(model: SegmentationModel, dataset, indices, voxel, cfg, dev
     model.to(device).eval()
     for index in tqdm(indices, desc="probe: features", unit="frame", disable=not progress, leave=False):
         sample = voxel_sample(dataset[index], voxel)
-        coords = torch.from_numpy(np.column_stack([np.zeros(len(sample.coords), np.int32), sample.coords]))
-        voxel_feats = model.features(coords.to(device), torch.from_numpy(sample.feats).to(device), 1)
+        voxel_feats = model.features(sample.backbone_input().to(device))
         valid = np.flatnonzero(sample.labels > 0)
         if valid.size > cfg.downstream.max_points_per_frame:
             valid = rng.choice(valid, cfg.downstream.max_points_per_frame, replace=False)
@@ -178,8 +178,51 @@ def run_downstream(cfg: DownstreamSchema, mode: str, progress: bool = True, resu
 
 
 def _run(cfg: DownstreamSchema, mode: str, progress: bool, dist: DistInfo, resume: Path | None) -> Path:
-    run_dir = prepare_run_dir(cfg.train.run_dir, mode, resume, dump_config(cfg), dist)
-    dataset = open_configured(cfg.data)
+    dataset = open_configured(cfg.data)  # what the run trains on, recorded in run.json and checked by a resume
+    identity = {"data": [dataset_identity(dataset)], "pretrained": pretrained_identity(cfg.model.pretrained)}
+    _preflight(cfg, dataset, mode)  # before the run folder: a refused run leaves nothing behind
+    with run_folder(cfg.train.run_dir, mode, resume, dump_config(cfg), dist, identity) as run_dir:
+        return _run_in(cfg, mode, progress, dist, resume, run_dir, dataset)
+
+
+def _preflight(cfg: DownstreamSchema, dataset, mode: str) -> None:
+    """The refusals that need no run folder: no labels, a pretrained backbone that does not load or is not finite
+    (a diverged run's), training frames without a single labelled point."""
+    if not dataset.has_labels:
+        raise ConfigError(f"{dataset.root} has no labels: {mode} needs a labelled dataset")
+    if cfg.model.pretrained:
+        check_pretrained(cfg.model.pretrained)
+    train_idx, _ = split_indices(dataset, cfg.split)
+    require_labelled_points(dataset, train_idx, cfg.data.label_map, mode)
+
+
+def require_labelled_points(dataset, indices: list[int], label_map: str | None, mode: str) -> None:
+    """Refuse training frames in which the label map leaves every point unlabelled (all their raw ids unknown to
+    it), naming the label map and the raw ids found. Stops at the first frame with a labelled point: one frame read
+    when the labels are right."""
+    found: set[int] = set()
+    for index in indices:
+        frame = dataset[index]
+        if frame.labels is not None and bool((frame.labels > 0).any()):
+            return
+        if frame.raw_labels is not None:
+            found.update(int(v) for v in np.unique(frame.raw_labels)[:1000])
+    lm = dataset.label_map
+    default = Path(dataset.root) / "label_map.yaml"
+    source = Path(label_map) if label_map else default if default.is_file() else None
+    where = source or Path(dataset.root)
+    name = f"label map {lm.name}" + ("" if source else " (the format's packaged map)")
+    known = np.flatnonzero(lm.lookup).tolist()
+    shown = ", ".join(map(str, sorted(found)[:20])) + (" ..." if len(found) > 20 else "")
+    raw = f"raw ids {shown}" if found else "no raw label at all"
+    raise DataError(where, f"{name} gives none of the points of the {len(indices)} {mode} training frame(s) a class: "
+                           f"they hold {raw}, the map knows raw ids {', '.join(map(str, known[:20]))}"
+                           f"{' ...' if len(known) > 20 else ''}",
+                    "choose the label map of this data (data.label_map=FILE.yaml) or add its ids to raw_to_train")
+
+
+def _run_in(cfg: DownstreamSchema, mode: str, progress: bool, dist: DistInfo, resume: Path | None, run_dir: Path,
+            dataset) -> Path:
     if not dataset.has_labels:
         raise ConfigError(f"{dataset.root} has no labels: {mode} needs a labelled dataset")
     torch.manual_seed(cfg.train.seed)

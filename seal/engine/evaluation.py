@@ -56,6 +56,7 @@ def run_evaluate(cfg: EvaluateSchema, progress: bool = True) -> dict:
             raise DataError(dataset.root, f"uses label map {dataset.label_map.name} ({dataset.label_map.num_classes} "
                                           f"classes) but the model predicts {meta['num_classes']} "
                                           f"({meta.get('label_map')})")
+        check_class_names(meta, dataset, data.label_map, checkpoint)
         indices = list(range(len(dataset))) if opts.split == "all" else split_indices(dataset, split)[1]
         voxel = VoxelConfig(**meta["voxel"])
         out = Path(opts.out) if opts.out else checkpoint.parent / f"eval-{Path(dataset.root).resolve().name}"
@@ -68,6 +69,7 @@ def run_evaluate(cfg: EvaluateSchema, progress: bool = True) -> dict:
             render_results(cm, names, title=f"{checkpoint} on {dataset.root} ({opts.split}, {len(indices)} frames)")
         result = {**cm.miou_summary(), "robustness": None}
         if opts.robustness or opts.robustness_root:
+            check_clean_miou(cm, out, opts.split, len(indices))
             baseline = Path(opts.baseline) if opts.baseline else None
             released = Path(opts.robustness_root).expanduser() if opts.robustness_root else None
             result["robustness"] = robustness(model, dataset, indices, voxel, dist.device, cm.miou(), baseline, out,
@@ -75,6 +77,33 @@ def run_evaluate(cfg: EvaluateSchema, progress: bool = True) -> dict:
                                               clean_other=cm.miou(other_convention(cm.convention)))
     print(f"results: {out}")
     return result
+
+
+def check_class_names(meta: dict, dataset, label_map: str | None, checkpoint: Path) -> None:
+    """Refuse a label map whose classes are not the model's, in the model's order: same count but reordered or
+    renamed classes would score the wrong columns. A model.pt from before class names were stored is trusted."""
+    trained = meta.get("class_names")
+    if not trained:
+        return
+    names = list(dataset.label_map.class_names)
+    for train_id, (want, have) in enumerate(zip(trained, names, strict=False), start=1):
+        if want != have:
+            source = label_map or f"{dataset.label_map.name} (the dataset's label map)"
+            raise DataError(checkpoint, f"predicts train id {train_id} as {want!r} but label map {source} names "
+                                        f"it {have!r}", f"evaluate with the label map the model was trained with "
+                                                        f"({meta.get('label_map')}): data.label_map=...")
+
+
+def check_clean_miou(cm, out: Path, split: str, frames: int) -> None:
+    """Refuse --robustness before the corrupted evaluations when the clean mIoU is 0 (or undefined): RR divides by
+    it, and corrupted copies of data the model scores nothing on would measure nothing. The clean results stay
+    written in ``out``."""
+    clean = cm.miou()
+    if not clean > 0:
+        what = "undefined (no labelled point)" if cm.total == 0 else "0"
+        raise ConfigError(f"clean mIoU is {what} on the {frames} {split} frame(s): robustness (RR = corrupted / "
+                          f"clean mIoU) is undefined, so no corrupted set was evaluated; the clean results are in "
+                          f"{out}; check the model and the label map, or evaluate without --robustness")
 
 
 def robustness(model, dataset, indices, voxel, device: torch.device, clean: float, baseline_path: Path | None,

@@ -58,19 +58,21 @@ class TeacherForward:
         """The forward ``teacher.dtype`` and ``teacher.chunk`` ask for, on ``device``."""
         return cls(teacher, teacher_dtype(cfg, device, say), cfg.chunk)
 
-    def _one(self, images: torch.Tensor) -> torch.Tensor:
+    def _one(self, images: torch.Tensor, truth: torch.Tensor | None) -> torch.Tensor:
+        args = (images,) if truth is None else (images, truth)  # truth: read by the oracle controls only
         if images.device.type == "cuda":  # enabled=False for float32: the trainer's autocast stops here
             with torch.autocast("cuda", dtype=self.dtype, enabled=self.dtype is not torch.float32):
-                return self.teacher(images)
-        return self.teacher(images)
+                return self.teacher(*args)
+        return self.teacher(*args)
 
-    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, truth: torch.Tensor | None = None) -> torch.Tensor:
         count = images.shape[0]
         if self.chunk == 0 or self.chunk >= count:
-            return self._one(images).float()
+            return self._one(images, truth).float()
         out: torch.Tensor | None = None
         for start in range(0, count, self.chunk):
-            maps = self._one(images[start:start + self.chunk])
+            part = None if truth is None else truth[start:start + self.chunk]
+            maps = self._one(images[start:start + self.chunk], part)
             if out is None:  # the shape is the teacher's to say: allocated from the first chunk
                 out = maps.new_empty((count, *maps.shape[1:]), dtype=torch.float32)
             out[start:start + maps.shape[0]] = maps

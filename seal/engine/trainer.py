@@ -8,6 +8,12 @@ The task supplies the model, its samples and its loss.
 Exact resume: the data order is a pure function of (seed, epoch, step) (`StepSchedule`), every sample draws its
 augmentations from its own seeded generator, and a checkpoint holds model, optimiser, scheduler, scaler and RNG
 states with the position in the epoch, so a resumed run continues as if it had never stopped.
+
+Divergence: after every optimiser step one fused scalar (the step's loss terms, the gradients unless AMP's
+scaler is on - it skips inf-gradient steps by design - and every weight and float buffer such as BatchNorm's
+running_var, as max-abs norms) is read back; anything non-finite stops the run with `Diverged` (exit status 3)
+naming the step and the first loss term or tensor at fault, before that step is checkpointed: the last good
+checkpoint stays as it was, nothing is exported, and summary.json records the divergence.
 """
 
 from __future__ import annotations
@@ -25,10 +31,10 @@ import torch
 
 from seal.core.checkpoint import load_checkpoint, prune_checkpoints, rng_state, save_checkpoint, set_rng_state
 from seal.core.config import OptimConfig, TrainConfig
-from seal.core.errors import DataError, Preempted
+from seal.core.errors import DataError, Diverged, Preempted
 from seal.engine.distributed import DistInfo, barrier, mean_over_ranks
 from seal.engine.preemption import StopRequest
-from seal.engine.rundir import RunLogger, checkpoint_candidates
+from seal.engine.rundir import RunLogger, checkpoint_candidates, write_summary
 from seal.engine.sampler import StepSchedule
 
 
@@ -114,6 +120,7 @@ class Trainer:
         # sparse gradients are fp16 whichever dtype the rest runs in
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         self.epoch = self.start_step = self.global_step = 0
+        self._saved_step: int | None = None  # the optimiser step of the newest checkpoint on disk, if any
 
     # -- checkpoints ---------------------------------------------------------------------------------------
     def resume(self, target: Path) -> Path:
@@ -136,7 +143,15 @@ class Trainer:
             raise DataError(target, f"has no intact checkpoint ({'; '.join(problems)[:300]})")
         if problems and self.dist.is_main:
             print(f"seal: warning: {problems[0]}; resuming from {path.name} instead")
-        self.module.load_state_dict(state["model"])
+        kind = state.get("kind")
+        if kind and kind != self.task.name:
+            raise DataError(path, f"is a {kind} checkpoint, not a {self.task.name} one",
+                            f"continue it with `seal {kind} --resume {path}`")
+        try:
+            self.module.load_state_dict(state["model"])
+        except RuntimeError as err:  # another architecture: the first line of torch's list of mismatches
+            raise DataError(path, f"does not fit this {self.task.name} model ({str(err).splitlines()[0]})",
+                            "resume with the run's own config.yaml") from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
@@ -163,6 +178,7 @@ class Trainer:
         return self.epoch >= self.optim.epochs or (max_steps is not None and self.global_step >= max_steps)
 
     def save(self, step_in_epoch: int) -> None:
+        self._saved_step = self.global_step  # every rank: a divergence report names the last good checkpoint
         if not self.dist.is_main:
             return
         payload = {"model": self.module.state_dict(), "optimizer": self.optimizer.state_dict(),
@@ -190,6 +206,8 @@ class Trainer:
     def _fit(self, stop: StopRequest) -> TrainResult:
         result = TrainResult(history={t: [] for t in self.task.terms}, lr=self.lr)
         logger = RunLogger(self.run_dir, enabled=self.dist.is_main)
+        # the step the newest checkpoint on disk holds (a resumed run starts from it), for a divergence report
+        self._saved_step = self.global_step if checkpoint_candidates(self.run_dir) else None
         start, acc, device = time.perf_counter(), self.sched.accumulate, self.dist.device
         while self.epoch < self.optim.epochs and not (result.stopped_at_max_steps or result.preempted_by):
             bar = self._bar()
@@ -213,10 +231,15 @@ class Trainer:
                     continue
                 self.scaler.step(self.optimizer)
                 self.scaler.update()
+                culprit = self._nonfinite(sums)  # before zero_grad: the gradients are still there to name
+                step_lr = self.optimizer.param_groups[0]["lr"]
                 self.optimizer.zero_grad(set_to_none=True)
                 self.scheduler.step()
                 self.global_step += 1
                 result.points += step_points * self.dist.world
+                if culprit is not None:
+                    rate = step_points * self.dist.world / max(time.perf_counter() - step_start, 1e-9)
+                    self._diverged(result, logger, bar, sums, rate, culprit, step_lr)
                 if self.global_step % self.train.log_every == 0 or self.global_step == 1:
                     rate = step_points * self.dist.world / max(time.perf_counter() - step_start, 1e-9)
                     self._log(result, logger, bar, sums, rate)
@@ -243,6 +266,73 @@ class Trainer:
         result.seconds = time.perf_counter() - start
         return result
 
+    # -- divergence ------------------------------------------------------------------------------------------
+    def _nonfinite(self, sums: dict[str, torch.Tensor]) -> str | None:
+        """None when this step's loss terms, gradients (AMP off) and the weights and float buffers after it are all
+        finite, else what went non-finite first. One fused scalar and one host read per optimiser step (plus a
+        one-flag all-reduce under DDP, so every rank stops at the same step); the culprit is looked for only then."""
+        weights = [t for t in (*self.module.parameters(), *self.module.buffers()) if t.is_floating_point()]
+        tensors = [*weights] if self.use_amp else [*weights, *(p.grad for p in self.module.parameters()
+                                                                if p.grad is not None)]
+        norms = [torch.stack([v.float() for v in sums.values()]).abs().amax()]
+        by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+        for t in tensors:
+            by_dtype.setdefault(t.dtype, []).append(t)
+        for group in by_dtype.values():  # max |x|: NaN and inf propagate, large finite values do not overflow
+            norms.append(torch.stack(torch._foreach_norm(group, math.inf)).amax().float())
+        bad = (~torch.isfinite(torch.stack(norms).amax())).float().reshape(1)
+        if self.dist.enabled:
+            import torch.distributed as tdist
+
+            tdist.all_reduce(bad, op=tdist.ReduceOp.MAX)
+        if not bad.item():
+            return None
+        return self._culprit(sums)
+
+    def _culprit(self, sums: dict[str, torch.Tensor]) -> str:
+        """The first loss term (other than the total), gradient, parameter or buffer of this process that is not
+        finite, in that order (the model's own order within each)."""
+        values = {t: float(v) for t, v in sums.items()}
+        terms = [t for t in self.task.terms if t != "total" and not math.isfinite(values[t])]
+        if terms or not math.isfinite(values.get("total", 0.0)):
+            first = terms[0] if terms else "total"
+            also = f" (also {', '.join(terms[1:])})" if len(terms) > 1 else ""
+            return f"loss term {first} is {values[first]}{also}"
+        if not self.use_amp:
+            for name, p in self.module.named_parameters():
+                if p.grad is not None and not bool(torch.isfinite(p.grad).all()):
+                    return f"the gradient of parameter {name} is {_nonfinite_kind(p.grad)}"
+        for what, named in (("parameter", self.module.named_parameters()), ("buffer", self.module.named_buffers())):
+            for name, t in named:
+                if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                    return f"{what} {name} is {_nonfinite_kind(t)} after the step"
+        return "a value on another process is not finite"
+
+    def _diverged(self, result: TrainResult, logger: RunLogger, bar, sums: dict[str, torch.Tensor], rate: float,
+                  culprit: str, lr: float) -> None:
+        """Stop a diverged run: log the step (metrics.csv shows it), record it in summary.json, raise `Diverged`
+        on every rank; the step is never checkpointed, so the last good checkpoint stays as it was."""
+        self._log(result, logger, bar, sums, rate)
+        if bar is not None:
+            bar.close()
+        logger.close()
+        step = self.global_step
+        last = self.run_dir / "checkpoints" / "last.pt"
+        if self._saved_step is not None and last.is_file():
+            kept = f"the last good checkpoint {last} (optimiser step {self._saved_step}) is kept as it was"
+        else:
+            kept = f"no checkpoint was written before it (train.checkpoint_every={self.train.checkpoint_every})"
+        message = (f"{self.task.name} diverged at optimiser step {step} (lr {lr:.3g}): {culprit}; nothing was "
+                   f"exported and {kept}; start again with a lower optim.lr in another train.run_dir")
+        if self.dist.is_main:
+            write_summary(self.run_dir, {
+                "run_dir": str(self.run_dir), "kind": self.task.name, "diverged": True,
+                "divergence": {"step": step, "culprit": culprit, "lr": lr, "message": message},
+                "last_good_checkpoint": str(last) if self._saved_step is not None and last.is_file() else None,
+                "last_good_step": self._saved_step, "steps": step, "loss_first": result.first,
+                "loss_at_divergence": {t: v[-1] for t, v in result.history.items() if v}})
+        raise Diverged(message)
+
     def _bar(self):
         if not self.progress:
             return None
@@ -262,6 +352,13 @@ class Trainer:
                                       "lr": self.optimizer.param_groups[0]["lr"], "throughput/points_per_s": rate})
         if bar is not None:
             bar.set_postfix(loss=f"{reduced['total']:.3f}", pts_s=f"{rate:,.0f}")
+
+
+def _nonfinite_kind(t: torch.Tensor) -> str:
+    """'nan', 'inf' or '-inf' (the first kind present), with how many of its values are not finite."""
+    bad = ~torch.isfinite(t)
+    kind = "nan" if bool(torch.isnan(t).any()) else ("inf" if bool((t == math.inf).any()) else "-inf")
+    return f"{kind} ({int(bad.sum())} of {t.numel()} values not finite)"
 
 
 def render_losses(result: TrainResult, title: str) -> None:

@@ -8,8 +8,10 @@ from seal.models import (  # noqa: F401 - they register themselves
     minkunet,
     teacher_families,
     teachers_dinov3,
+    teachers_oracle,
     teachers_radio,
     teachers_sam,
+    waffleiron,
 )
 from seal.models.backbones import BACKBONES, BackboneSpec, SparseBackbone, build_backbone
 from seal.models.sparse import ENGINES, EngineSpec

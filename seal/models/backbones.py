@@ -1,7 +1,8 @@
 """3D backbones by name: `BACKBONES` maps ``model.backbone.name`` to a `BackboneSpec`, and `build_backbone` is the
 one place a backbone is built (pretraining, downstream models, exported files).
 
-A backbone family is one module: a `SparseBackbone` subclass (sparse tensor in, per-voxel features out) and a
+A backbone family is one module: a `SparseBackbone` subclass (a `BackboneInput` in - voxel coordinates, mean
+intensities and mean positions of the voxels of a batch of scans -, per-voxel features out) and a
 `BackboneSpec` registered beside it (``BACKBONES.register("minkunet", BackboneSpec(...))``); a third-party family
 registers its spec through the entry-point group ``seal.backbones``. Importing `seal.models` registers the
 built-ins (MinkUNet).
@@ -15,19 +16,21 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
+from seal.core.batch import BackboneInput
 from seal.core.config import BackboneConfig
 from seal.core.errors import ConfigError
 from seal.core.registry import Registry
 
 
 class SparseBackbone(nn.Module):
-    """What every 3D backbone is: ``forward(sparse tensor) -> [M, out_channels]`` features in the order of the input
-    voxels, the `BackboneConfig` it was built from (``config``, stored in exported files), ``out_channels``."""
+    """What every 3D backbone is: ``forward(BackboneInput) -> [M, out_channels]`` features in the order of the input
+    voxels, the `BackboneConfig` it was built from (``config``, stored in exported files), ``out_channels``.
+    Sparse-convolution families read the voxel coordinates, point-based ones the voxels' mean positions."""
 
     config: BackboneConfig
     out_channels: int
 
-    def forward(self, x) -> torch.Tensor:  # pragma: no cover - every family overrides it
+    def forward(self, inputs: BackboneInput) -> torch.Tensor:  # pragma: no cover - every family overrides it
         raise NotImplementedError
 
     def describe(self) -> str:

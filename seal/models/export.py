@@ -9,8 +9,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from seal.core.checkpoint import load_checkpoint, save_checkpoint
-from seal.core.config import BackboneConfig
+from seal.core.checkpoint import SCHEMAS, save_checkpoint
+from seal.core.config import BackboneConfig, WaffleIronConfig
 from seal.core.errors import ConfigError, DataError
 from seal.models.backbones import SparseBackbone, build_backbone
 
@@ -26,21 +26,41 @@ def export_backbone(path: Path, backbone: SparseBackbone, voxel: dict[str, Any],
     return save_checkpoint(path, payload)
 
 
-def load_backbone(path: str | Path) -> tuple[SparseBackbone, dict[str, Any]]:
-    """Rebuild a backbone from an exported file (or a pretraining checkpoint); returns (model, metadata)."""
+def backbone_config(stored: dict[str, Any]) -> BackboneConfig:
+    """The `BackboneConfig` of a file's ``backbone_config`` (its nested sections back to dataclasses)."""
+    out = dict(stored)
+    if isinstance(out.get("waffleiron"), dict):
+        out["waffleiron"] = WaffleIronConfig(**out["waffleiron"])
+    return BackboneConfig(**out)
+
+
+def load_backbone(path: str | Path, config: BackboneConfig | None = None) -> tuple[SparseBackbone, dict[str, Any]]:
+    """Rebuild a backbone from an exported file (or a pretraining checkpoint) or a released ScaLR / ScaLR+
+    WaffleIron checkpoint (`seal.models.waffleiron_weights`, recognised by its keys; ``config``, when it names
+    waffleiron, sets what such a file cannot tell: grids, activation, intensity statistics); returns (model,
+    metadata)."""
+    from seal.models import waffleiron_weights as scalr
+
     path = Path(path)
-    payload = load_checkpoint(path, kind="backbone")
+    payload = scalr.read_payload(path)
+    if scalr.scalr_state_dict(payload) is not None:
+        return scalr.load_scalr_checkpoint(path, config, payload=payload)
+    missing = [k for k in SCHEMAS["backbone"] if not isinstance(payload, dict) or k not in payload]
+    if missing:
+        raise DataError(path, f"holds {scalr.looks_like(payload)}, not a seal backbone checkpoint (expected a dict "
+                              f"with {', '.join(SCHEMAS['backbone'])}; missing {', '.join(missing[:4])}) nor a "
+                              "ScaLR / ScaLR+ WaffleIron checkpoint")
     if payload.get("format") != FORMAT:
         raise DataError(path, "is not a seal backbone export", "use RUN_DIR/backbone.pt written by `seal pretrain`")
     try:
-        model = build_backbone(BackboneConfig(**payload["backbone_config"]))
+        model = build_backbone(backbone_config(payload["backbone_config"]))
         missing, unexpected = model.load_state_dict(payload["state_dict"], strict=False)
     except (TypeError, ValueError, RuntimeError, AttributeError, ConfigError) as err:
         raise DataError(path, f"has a malformed backbone description: {err}".split("\n")[0]) from None
     if missing or unexpected:
-        raise DataError(path, f"does not fit the backbone it describes (missing {missing[:3]}, unexpected "
-                              f"{unexpected[:3]})")
+        raise DataError(path, f"does not fit the {model.config.name} backbone it describes (missing {missing[:3]}, "
+                              f"unexpected {unexpected[:3]})")
     return model, {k: v for k, v in payload.items() if k != "state_dict"}
 
 
-__all__ = ["export_backbone", "load_backbone", "FORMAT"]
+__all__ = ["backbone_config", "export_backbone", "load_backbone", "FORMAT"]

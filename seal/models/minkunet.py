@@ -11,9 +11,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from seal.core.batch import BackboneInput
 from seal.core.config import BackboneConfig
 from seal.models.backbones import BACKBONES, BackboneSpec, SparseBackbone
-from seal.models.sparse import spconv, with_features
+from seal.models.sparse import sparse_tensor, spconv, with_features
 
 
 class BasicBlock(nn.Module):
@@ -95,8 +96,12 @@ class MinkUNet(SparseBackbone):
             inplanes = width
         self.out_channels = inplanes
 
-    def forward(self, x):
-        """Sparse tensor in, per-voxel features [M, out_channels] out (same order as the input voxels)."""
+    def forward(self, inputs: BackboneInput | object) -> torch.Tensor:
+        """Voxels in (a `BackboneInput`, or a sparse tensor of the engine), per-voxel features [M, out_channels]
+        out, in the order of the input voxels."""
+        x = inputs
+        if isinstance(inputs, BackboneInput):
+            x = sparse_tensor(inputs.feats, inputs.coords, inputs.batch_size)
         x = self.stem(x)
         skips = [x]
         for down, enc in zip(self.down, self.enc, strict=True):

@@ -10,13 +10,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from seal.core.batch import FrameSample
+from seal.core.batch import BackboneInput, FrameSample
 from seal.core.checkpoint import load_checkpoint, save_checkpoint
 from seal.core.config import BackboneConfig
 from seal.core.errors import ConfigError, DataError
 from seal.models.backbones import SparseBackbone, build_backbone
 from seal.models.export import load_backbone
-from seal.models.sparse import sparse_tensor
 
 FORMAT = "seal-segmentation-v1"
 
@@ -42,11 +41,13 @@ class SegmentationModel(nn.Module):
             self.backbone.eval()
         return self
 
-    def features(self, coords: torch.Tensor, feats: torch.Tensor, batch_size: int) -> torch.Tensor:
-        return self.backbone(sparse_tensor(feats, coords, batch_size))
+    def features(self, inputs: BackboneInput) -> torch.Tensor:
+        """Per-voxel backbone features [M, C]."""
+        return self.backbone(inputs)
 
-    def forward(self, coords: torch.Tensor, feats: torch.Tensor, batch_size: int) -> torch.Tensor:
-        return self.classifier(self.features(coords, feats, batch_size))
+    def forward(self, inputs: BackboneInput) -> torch.Tensor:
+        """Per-voxel logits [M, num_classes]."""
+        return self.classifier(self.features(inputs))
 
 
 def build_model(pretrained: str | None, backbone_cfg: BackboneConfig, num_classes: int
@@ -56,11 +57,42 @@ def build_model(pretrained: str | None, backbone_cfg: BackboneConfig, num_classe
     (SLidR pretrains with 0.05 and fine-tunes with 0.02)."""
     if pretrained:
         backbone, meta = load_backbone(pretrained)
+        require_finite(pretrained, backbone.state_dict(), DIVERGED_HINT)
         meta = {k: v for k, v in meta.items() if k in ("voxel", "backbone_config")}
         _set_bn_momentum(backbone, backbone_cfg.bn_momentum)
     else:
         backbone, meta = build_backbone(backbone_cfg), {"backbone_config": asdict(backbone_cfg)}
     return SegmentationModel(backbone, num_classes), meta
+
+
+def first_nonfinite(tensors: dict[str, Any]) -> str | None:
+    """'NAME is nan (k of n values)' for the first floating tensor of ``tensors`` holding a NaN or an inf, or None."""
+    for name, t in tensors.items():
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            bad = ~torch.isfinite(t)
+            if bool(bad.any()):
+                kind = "nan" if bool(torch.isnan(t).any()) else "inf"
+                return f"{name} is {kind} ({int(bad.sum())} of {t.numel()} values not finite)"
+    return None
+
+
+def require_finite(path: str | Path, tensors: dict[str, Any], hint: str) -> None:
+    """Refuse a weights file with a non-finite tensor (a diverged run's), naming the file and the first such tensor
+    (parameter or buffer: a BatchNorm running_var of inf counts)."""
+    culprit = first_nonfinite(tensors)
+    if culprit is not None:
+        raise DataError(path, f"holds non-finite weights: {culprit}", hint)
+
+
+DIVERGED_HINT = ("the pretraining run diverged; use the backbone.pt of a run that finished, or pretrain again "
+                 "with a lower optim.lr")
+
+
+def check_pretrained(path: str | Path) -> None:
+    """Refuse a pretrained backbone file that cannot be loaded or holds a non-finite tensor, in one line naming it
+    (what `build_model` does, for a caller that wants to refuse before it creates anything)."""
+    backbone, _ = load_backbone(path)
+    require_finite(path, backbone.state_dict(), DIVERGED_HINT)
 
 
 def _set_bn_momentum(backbone: SparseBackbone, momentum: float) -> None:
@@ -89,12 +121,13 @@ def load_model(path: str | Path) -> tuple[SegmentationModel, dict[str, Any]]:
         model.load_state_dict(payload["state_dict"])
     except (TypeError, ValueError, RuntimeError, AttributeError, ConfigError) as err:
         raise DataError(path, f"does not hold the model it describes: {err}".split("\n")[0]) from None
+    require_finite(path, payload["state_dict"], "its training diverged or it was written from a diverged backbone; "
+                                                "train it again from a finite backbone.pt")
     return model, {k: v for k, v in payload.items() if k != "state_dict"}
 
 
 @torch.no_grad()
 def predict_frame(model: SegmentationModel, sample: FrameSample, device: torch.device) -> np.ndarray:
     """Train-id prediction (1..C) for every point of a voxelised sample."""
-    coords = torch.from_numpy(np.column_stack([np.zeros(len(sample.coords), np.int32), sample.coords]))
-    logits = model(coords.to(device), torch.from_numpy(sample.feats).to(device), 1)
+    logits = model(sample.backbone_input().to(device))
     return (logits.argmax(dim=1) + 1).cpu().numpy()[sample.inverse]

@@ -6,10 +6,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from seal.core.batch import BackboneInput
 from seal.core.config import ModelConfig
 from seal.models.backbones import build_backbone
 from seal.models.minkunet import ProjectionHead
-from seal.models.sparse import sparse_tensor
 from seal.models.teachers import ImageHead
 
 
@@ -28,11 +28,11 @@ class SealStudent(nn.Module):
         self.head2d = ImageHead(teacher_channels, cfg.proj_dim)
         self.head_scalr = ProjectionHead(self.backbone.out_channels, teacher_channels) if scalr_head else None
 
-    def forward(self, coords: torch.Tensor, feats: torch.Tensor, batch_size: int, teacher_maps: torch.Tensor,
-                image_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def forward(self, inputs: BackboneInput, teacher_maps: torch.Tensor, image_size: tuple[int, int]
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(voxel embeddings [M, D], pixel embeddings [I*H*W, D], ScaLR voxel embeddings [M, C] or None without
         the ScaLR head), all L2-normalised."""
-        features = self.backbone(sparse_tensor(feats, coords, batch_size))
+        features = self.backbone(inputs)
         voxels = self.head3d(features)
         scalr = self.head_scalr(features) if self.head_scalr is not None else None
         pixels = self.head2d(teacher_maps, image_size)

@@ -60,9 +60,9 @@ _MOCO = "https://dl.fbaipublicfiles.com/moco/moco_checkpoints/moco_v2_800ep/moco
 TEACHERS.register("resnet50", DilatedResNet(
     "resnet", "resnet50", 4, 2048, RESNET_FORMATS,
     f"MoCo-v2 ResNet-50 (facebookresearch/moco: {_MOCO}; SLidR) or torchvision ImageNet (IMAGENET1K_V1/V2)",
-    licence="MIT (MoCo-v2; CC-BY-NC 4.0 until 2023-01) or BSD-3-Clause (torchvision)"))
+    licence="MIT (MoCo-v2; CC-BY-NC 4.0 until 2023-01) or BSD-3-Clause (torchvision)", input_size=224))
 TEACHERS.register("resnet101", DilatedResNet(
     "resnet", "resnet101", 4, 2048, RESNET_FORMATS, "torchvision ImageNet ResNet-101 (or a MoCo-v2 checkpoint)",
-    licence="BSD-3-Clause (torchvision) or MIT (MoCo-v2)"))
+    licence="BSD-3-Clause (torchvision) or MIT (MoCo-v2)", input_size=224))
 
 __all__ = ["DilatedResNet", "DinoViT", "RESNET_FORMATS", "TimmViT", "VIT_FORMATS"]

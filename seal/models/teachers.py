@@ -75,6 +75,7 @@ class TeacherSpec:
     mean: tuple[float, float, float] = IMAGENET_MEAN  # image normalisation the weights were trained with
     std: tuple[float, float, float] = IMAGENET_STD
     licence: str = ""              # licence of the official weights (what `seal teachers` shows)
+    input_size: int | None = None  # side of the square images the official weights were trained at (None: unstated)
 
     def identify(self, state_dict: dict[str, torch.Tensor]) -> str | None:
         """What a checkpoint is when this teacher reads it (its family, size and variant), else None.
@@ -228,13 +229,25 @@ class FrozenImageBackbone(nn.Module):
         """Feature-map size for an input image of height x width."""
         return math.ceil(height / self.stride), math.ceil(width / self.stride)
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """Normalise, run the frozen network without autograd, return a [B, C, h, w] feature map."""
+    @property
+    def needs_truth(self) -> bool:
+        """Whether this teacher reads the true class maps of the crops (the oracle controls), not the pixels."""
+        return bool(getattr(self.spec, "needs_truth", False))
+
+    def forward(self, images: torch.Tensor, truth: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalise, run the frozen network without autograd, return a [B, C, h, w] feature map. ``truth``
+        ([B, H, W] train ids of the crops' pixels) is read by the oracle controls only."""
         if images.dim() != 4 or images.shape[1] != 3:
             raise ValueError(f"image teacher expects images [B, 3, H, W] in 0..1, got shape {list(images.shape)}")
         with torch.no_grad():  # not inference_mode: the maps feed the trainable head H_i, which saves them
+            size = self.output_size(*images.shape[-2:])
+            if self.needs_truth:
+                if truth is None or truth.shape != (images.shape[0], *images.shape[-2:]):
+                    raise ConfigError(f"teacher.backbone={self.name} needs the true class map of every crop (the "
+                                      "samples carry them from synthetic data made with `seal synth --segments`)")
+                return self.spec.truth_features(self.net, truth, size)
             x = (images.to(self.mean.dtype) - self.mean) / self.std
-            return self.spec.features(self.net, x, self.output_size(*x.shape[-2:]))
+            return self.spec.features(self.net, x, size)
 
 
 def build_image_backbone(

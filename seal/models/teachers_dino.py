@@ -156,7 +156,7 @@ for _name, _arch, _patch, _width, _file in (
     TEACHERS.register(_name, DinoViT(
         "vit", _arch, _patch, _width, ("DINO", "timm"),
         f"DINO ViT-{vit_size(_width)}/{_patch} (facebookresearch/dino: {_DINO_URL}/{_file}/{_file}.pth)",
-        licence="Apache-2.0", variant="dino"))
+        licence="Apache-2.0", variant="dino", input_size=224))
 # DINOv2 (Oquab et al., 2023): ViT-S/B/L/g /14 (ScaLR distils these), then with 4 registers (Darcet et al., 2024)
 for _size, _short, _width in (("small", "s", 384), ("base", "b", 768), ("large", "l", 1024), ("giant", "g", 1536)):
     for _reg in ("", "_reg4"):
@@ -165,4 +165,4 @@ for _size, _short, _width in (("small", "s", 384), ("base", "b", 768), ("large",
             "vit", f"vit_{_size}_patch14{_reg}_dinov2", 14, _width, ("DINOv2", "timm"),
             f"DINOv2 ViT-{vit_size(_width)}/14{' with registers' if _reg else ''} (facebookresearch/dinov2: "
             f"{_DINOV2_URL}/dinov2_vit{_short}14/{_file})",
-            licence="Apache-2.0", variant="dinov2_reg" if _reg else "dinov2"))
+            licence="Apache-2.0", variant="dinov2_reg" if _reg else "dinov2", input_size=518))

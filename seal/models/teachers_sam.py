@@ -184,7 +184,7 @@ for _size, _width, _depth, _heads, _glob, _file in (
         "sam", f"segment_anything ImageEncoderViT vit_{_size}", 16, 256, SAM_FORMATS,
         f"SAM ViT-{_size.upper()} image encoder (facebookresearch/segment-anything: {_file}); neck output; position "
         "embedding resized to the token grid with ViTDet's get_abs_pos rule at sizes other than 1024x1024",
-        SAM_MEAN, SAM_STD, APACHE, depth=_depth, embed_dim=_width, num_heads=_heads, global_attn=_glob))
+        SAM_MEAN, SAM_STD, APACHE, 1024, depth=_depth, embed_dim=_width, num_heads=_heads, global_attn=_glob))
 
 _HIERA = {  # sam2/configs/sam2.1/sam2.1_hiera_{t,s,b+,l}.yaml: model.image_encoder.trunk
     "tiny": {"embed_dim": 96, "num_heads": 1, "stages": (1, 2, 7, 2), "global_att_blocks": (5, 7, 9),
@@ -200,4 +200,4 @@ for _size, _short in (("tiny", "T"), ("small", "S"), ("base_plus", "B+"), ("larg
         "sam2", f"sam2 ImageEncoder (Hiera-{_short})", 16, 256, SAM2_FORMATS,
         f"SAM 2.1 / SAM 2 Hiera-{_short} image encoder (facebookresearch/sam2: sam2.1_hiera_{_size}.pt or "
         f"sam2_hiera_{_size}.pt); stride-16 FPN level (vision_features)",
-        IMAGENET_MEAN, IMAGENET_STD, APACHE, hiera=tuple(_HIERA[_size].items())))
+        IMAGENET_MEAN, IMAGENET_STD, APACHE, 1024, hiera=tuple(_HIERA[_size].items())))

@@ -18,7 +18,8 @@ def voxel_sample(frame: Frame, voxel: VoxelConfig, rng: np.random.Generator | No
     vox = voxelize(xyz, voxel.size, voxel.mode, voxel.angle_bin_deg)
     labels = frame.labels if frame.labels is not None else np.zeros(frame.num_points, np.uint8)
     return FrameSample(coords=vox.coords, feats=vox.mean(frame.points[:, 3:4]).astype(np.float32),
-                       inverse=vox.inverse, labels=labels.astype(np.int64), id=frame.id)
+                       xyz=vox.mean(xyz).astype(np.float32), inverse=vox.inverse, labels=labels.astype(np.int64),
+                       id=frame.id)
 
 
 class LabelledFrames(torch.utils.data.Dataset):
@@ -41,17 +42,19 @@ class LabelledFrames(torch.utils.data.Dataset):
 def collate_frames(samples: list[FrameSample]) -> FrameBatch:
     """One sparse batch; ``point_voxel`` maps every point of every frame to its row of the batch's voxels (each
     sample's indices are checked first, on the CPU: `FrameSample.check`)."""
-    coords, feats, point_voxel, labels, sizes = [], [], [], [], []
+    coords, feats, xyz, point_voxel, labels, sizes = [], [], [], [], [], []
     offset = 0
     for b, s in enumerate(samples):
         s.check()
         coords.append(np.column_stack([np.full(s.coords.shape[0], b, np.int32), s.coords]))
         feats.append(s.feats)
+        xyz.append(s.xyz)
         point_voxel.append(s.inverse + offset)
         labels.append(s.labels)
         sizes.append(s.inverse.shape[0])
         offset += s.coords.shape[0]
     return FrameBatch(coords=torch.from_numpy(np.concatenate(coords)), feats=torch.from_numpy(np.concatenate(feats)),
+                      xyz=torch.from_numpy(np.concatenate(xyz)),
                       point_voxel=torch.from_numpy(np.concatenate(point_voxel)),
                       labels=torch.from_numpy(np.concatenate(labels)), sizes=sizes, batch_size=len(samples),
                       ids=[s.id for s in samples])

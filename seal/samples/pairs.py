@@ -27,6 +27,7 @@ from seal.samples.augment import (
     rotate_flip,
 )
 from seal.stages.cache import StageCache
+from seal.superpixels.oracle import read_class_map
 from seal.superpixels.stage import load_frame_superpixels
 from seal.superpoints.stage import empty_pairs, frame_pairs, load_pair, superpoint_path
 
@@ -35,8 +36,10 @@ class PairSamples(torch.utils.data.Dataset):
     """Indexable frame pairs of the posed sequences of a dataset, read from the stage caches."""
 
     def __init__(self, dataset: Dataset, superpixels: StageCache, superpoints: StageCache, gap: int,
-                 augment: AugmentConfig, voxel: VoxelConfig, min_depth: float = 1.0, seed: int = 0) -> None:
+                 augment: AugmentConfig, voxel: VoxelConfig, min_depth: float = 1.0, seed: int = 0,
+                 truth: bool = False) -> None:
         self.dataset, self.superpixels, self.superpoints = dataset, superpixels, superpoints
+        self.truth = truth  # carry each crop's true class map (an oracle teacher reads them)
         self.gap, self.augment, self.voxel, self.min_depth, self.seed = gap, augment, voxel, min_depth, seed
         self.epoch = 0
         posed = [(s, seq) for s, seq in enumerate(dataset.sequences) if seq.has_poses]
@@ -52,19 +55,21 @@ class PairSamples(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def rng(self, index: int, epoch: int | None = None) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.epoch if epoch is None else epoch, index])
+    def rng(self, index: int, epoch: int | None = None, repeat: int = 0) -> np.random.Generator:
+        key = [self.seed, self.epoch if epoch is None else epoch, index] + ([repeat] if repeat else [])
+        return np.random.default_rng(key)
 
-    def __getitem__(self, key: int | tuple[int, int]) -> PairSample:
+    def __getitem__(self, key: int | tuple[int, ...]) -> PairSample:
         """Sample ``index`` of the current epoch, or of ``epoch`` when the key is ``(epoch, index)`` (so loader
-        workers that live across epochs draw the right augmentations)."""
+        workers that live across epochs draw the right augmentations); ``(epoch, index, repeat)`` draws the
+        ``repeat``-th fresh augmentation of the same pair (a mixture oversampling a small dataset)."""
         keep_freed_memory()  # a sample frees ~20 image-sized buffers: keep them for the next one (see there)
-        epoch, index = key if isinstance(key, tuple) else (self.epoch, key)
+        epoch, index, repeat = (*key, 0)[:3] if isinstance(key, tuple) else (self.epoch, key, 0)
         s, t = self.items[index]
         seq = self.dataset.sequences[s]
         first, second = seq.pair(t, self.gap)
         pair = load_pair(superpoint_path(self.superpoints, first.id), first.num_points, second.num_points)
-        rng = self.rng(index, epoch)
+        rng = self.rng(index, epoch, repeat)
         crops = self._camera_part(first, rng)
         keep_t = None
         if self.augment.cuboid_drop:
@@ -80,14 +85,14 @@ class PairSamples(torch.utils.data.Dataset):
         frame_n = _points_part(second, pair.second, keep_n, rng, self.augment, self.voxel)
         return PairSample(id=first.id, frame_t=frame_t, frame_n=frame_n, images=crops.images,
                           superpixels=crops.superpixels, pair_voxel=frame_t.inverse[point], pair_image=image,
-                          pair_row=row, pair_col=col)
+                          pair_row=row, pair_col=col, truth=crops.truth)
 
     def _camera_part(self, frame: Frame, rng: np.random.Generator) -> _Crops:
         """Cropped images and superpixel maps, and the pairings of frame t's points with them."""
         maps = load_frame_superpixels(self.superpixels, frame)
         pairs = pair_points(frame.xyz, frame.cameras, min_depth=self.min_depth)
         aug = self.augment
-        images, labels, points, cams, rows, cols = [], [], [], [], [], []
+        images, labels, points, cams, rows, cols, truths = [], [], [], [], [], [], []
         for index, (camera, segments) in enumerate(zip(frame.cameras, maps, strict=True)):
             if segments.shape != (camera.height, camera.width):
                 raise DataError(f"{self.superpixels.folder}/{frame.id}/{camera.name}.png",
@@ -97,6 +102,9 @@ class PairSamples(torch.utils.data.Dataset):
                                        tuple(aug.crop_scale), tuple(aug.crop_ratio), aug.crop_attempts, aug.hflip)
             images.append(apply_crop_image(camera.image, crop))
             labels.append(apply_crop_labels(segments, crop).astype(np.int64))
+            if self.truth:  # the same crop, flip and nearest-pixel resize as the superpixel map
+                truth = read_class_map(camera.image_path, self.dataset.label_map, (camera.height, camera.width))
+                truths.append(apply_crop_labels(truth, crop).astype(np.int64))
             mine = pairs.camera == index
             keep, row, col = apply_crop_pairings(pairs.row[mine], pairs.col[mine], crop)
             points.append(pairs.point[mine][keep])
@@ -106,7 +114,7 @@ class PairSamples(torch.utils.data.Dataset):
         if not images:
             raise DataError(frame.id, "has no cameras: pretraining needs images for L_vfm")
         return _Crops(np.stack(images), np.stack(labels), np.concatenate(points), np.concatenate(cams),
-                      np.concatenate(rows), np.concatenate(cols))
+                      np.concatenate(rows), np.concatenate(cols), np.stack(truths) if truths else None)
 
 
 class _Crops(NamedTuple):
@@ -118,6 +126,7 @@ class _Crops(NamedTuple):
     image: np.ndarray
     row: np.ndarray
     col: np.ndarray
+    truth: np.ndarray | None = None
 
 
 def _points_part(frame: Frame, segments: np.ndarray, keep: np.ndarray | None, rng: np.random.Generator,
@@ -127,7 +136,8 @@ def _points_part(frame: Frame, segments: np.ndarray, keep: np.ndarray | None, rn
     segments = segments if keep is None else segments[keep]
     xyz = rotate_flip(points[:, :3], rng, aug.rotate, aug.flip)
     vox = voxelize(xyz, voxel.size, voxel.mode, voxel.angle_bin_deg)
-    return PairFrame(coords=vox.coords, feats=vox.mean(points[:, 3:4]).astype(np.float32), inverse=vox.inverse,
+    return PairFrame(coords=vox.coords, feats=vox.mean(points[:, 3:4]).astype(np.float32),
+                     xyz=vox.mean(xyz).astype(np.float32), inverse=vox.inverse,
                      segments=segments.astype(np.int64))
 
 
@@ -140,7 +150,7 @@ def collate_pairs(samples: list[PairSample]) -> PairBatch:
     for s in samples:
         s.check()
     B = len(samples)
-    coords, feats = [], []
+    coords, feats, xyz = [], [], []
     voxel_offset = 0
     offsets = {}
     for tag, base in (("t", 0), ("n", B)):
@@ -149,6 +159,7 @@ def collate_pairs(samples: list[PairSample]) -> PairBatch:
             c = frame.coords
             coords.append(np.column_stack([np.full(c.shape[0], base + b, dtype=np.int32), c]))
             feats.append(frame.feats)
+            xyz.append(frame.xyz)
             offsets[(tag, b)] = voxel_offset
             voxel_offset += c.shape[0]
     coords_all, feats_all = torch.from_numpy(np.concatenate(coords)), torch.from_numpy(np.concatenate(feats))
@@ -181,13 +192,16 @@ def collate_pairs(samples: list[PairSample]) -> PairBatch:
             sp_offset += int(m.max())
         image_offset += s.images.shape[0]
     batch = PairBatch(
-        coords=coords_all, feats=feats_all, batch_size=2 * B, ids=[s.id for s in samples],
+        coords=coords_all, feats=feats_all, xyz=torch.from_numpy(np.concatenate(xyz)), batch_size=2 * B,
+        ids=[s.id for s in samples],
         point_voxel_t=point_voxel["t"], point_voxel_n=point_voxel["n"],
         segments_t=torch.from_numpy(np.concatenate(seg_t)), segments_n=torch.from_numpy(np.concatenate(seg_n)),
         images=torch.from_numpy(np.stack(images)), pixel_superpixel=torch.from_numpy(np.concatenate(pixel_ids)),
         pair_voxel=torch.from_numpy(np.concatenate(pair_voxel)),
         pair_superpixel=torch.from_numpy(np.concatenate(pair_sp)),
         pair_pixel=torch.from_numpy(np.concatenate(pair_pixel).astype(np.int64)),
+        truth=(torch.from_numpy(np.concatenate([s.truth for s in samples]))
+               if all(s.truth is not None for s in samples) else None),
         num_points=int(sum(s.frame_t.inverse.shape[0] + s.frame_n.inverse.shape[0] for s in samples)))
     batch.check()
     return batch

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from seal.core.atomic import write_text_atomic
-from seal.core.errors import ConfigError
+from seal.core.errors import ConfigError, WriteError
 
 
 def params_key(method: str, params: dict[str, Any]) -> str:
@@ -50,7 +50,11 @@ class StageCache:
         self.folder = root / stage / params_key(method, params)
 
     def prepare(self) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise WriteError(self.folder, f"the cache folder cannot be created ({err.strerror})",
+                             "pass --cache DIR (cache.root=DIR) on a writable disk, or set SEAL_CACHE_HOME") from None
         record = self.folder / "params.json"
         text = json.dumps({"stage": self.stage, "method": self.method, "params": self.params}, indent=2,
                           sort_keys=True, default=str)

@@ -27,6 +27,7 @@ class StageReport:
     skipped_by: dict[str, int] = field(default_factory=dict)
     failed: list[tuple[str, str]] = field(default_factory=list)
     repaired: int = 0              # finished outputs found corrupt (e.g. truncated) and computed again
+    changed: int = 0               # finished outputs whose input changed since (an image replaced) and redone
     segments: list[int] = field(default_factory=list)
     seconds: float = 0.0
     shard: tuple[int, int] = (0, 1)
@@ -64,6 +65,8 @@ class StageReport:
         else:
             for reason, count in self.skipped_by.items():
                 console.print(f"skipped {count}: {reason}")
+        if self.changed:
+            console.print(f"redone {self.changed} cached file(s) whose input changed since they were computed")
         if self.repaired:
             console.print(f"redone {self.repaired} cached file(s) that were corrupt (truncated or unreadable)")
         for name, reason in self.failed[:20]:
@@ -78,6 +81,7 @@ class Task(Generic[Item]):
     outputs: list[Path]
     run: Callable[[], list[int]]
     intact: Callable[[Path], bool] | None = None  # a cheap check of a finished output (None: existing is enough)
+    changed: Callable[[Path], bool] | None = None  # whether a finished output's input changed since it was made
 
 
 def run_items(stage: str, folder: Path, tasks: Sequence[Task], shard: tuple[int, int] = (0, 1),
@@ -96,6 +100,10 @@ def run_items(stage: str, folder: Path, tasks: Sequence[Task], shard: tuple[int,
         for path in broken:  # truncated or otherwise unreadable: redo it
             path.unlink()
         report.repaired += len(broken)
+        stale = [p for p in task.outputs if p.exists() and task.changed is not None and task.changed(p)]
+        for path in stale:  # computed from an input that has changed since (an image replaced in place)
+            path.unlink()
+        report.changed += len(stale)
         if all(p.exists() for p in task.outputs):
             report.skip(SKIP_CACHED, len(task.outputs))
         else:

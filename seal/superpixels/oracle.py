@@ -49,6 +49,24 @@ def read_oracle_map(path: Path) -> np.ndarray:
     return read_label_png(path, "oracle segment map", _HINT).astype(np.int64)
 
 
+def class_map_path(image_path: str | Path) -> Path:
+    """Where the true class map of a camera image lives: ``.../image_K/NAME.png`` -> ``.../classes_K/NAME.png``."""
+    segments = oracle_map_path(image_path)
+    return segments.parent.parent / segments.parent.name.replace("segments_", "classes_") / segments.name
+
+
+def read_class_map(image_path: str | Path, label_map: Any, shape: tuple[int, int]) -> np.ndarray:
+    """The train id (``label_map``'s) of every pixel of a camera image, int64 [H, W]: what the oracle teachers
+    read. A missing, unreadable or wrongly sized map is a DataError naming the file."""
+    path = class_map_path(image_path)
+    if not path.is_file():
+        raise DataError(path, "no true class map (teacher.backbone=oracle* reads them)", _HINT)
+    raw = read_label_png(path, "class map", _HINT)
+    if raw.shape != tuple(shape):
+        raise DataError(path, f"class map is {raw.shape[1]}x{raw.shape[0]}, its image {shape[1]}x{shape[0]}", _HINT)
+    return np.asarray(label_map.to_train(raw.astype(np.int64)), dtype=np.int64)
+
+
 def split_segments(seg: np.ndarray, rate: float, rng: np.random.Generator) -> np.ndarray:
     """Cut round(rate x K) random segments of ``seg`` (0 = none) in two along a random line through each one's
     centroid; the new halves get fresh ids. Returns a new map."""

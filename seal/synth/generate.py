@@ -9,6 +9,8 @@ Two layouts: nuScenes (``layout="nuscenes"``, tables + samples/sweeps/lidarseg, 
     ROOT/sequences/NN/image_2/NNNNNN.png     front camera (image_3.. = the other ring cameras)
     ROOT/sequences/NN/segments_2/NNNNNN.png  with ``segments=True``: the oracle segments of image_2 (16-bit PNG,
                                              see `seal.synth.segments`; segments_3.. for the other cameras)
+    ROOT/sequences/NN/classes_2/NNNNNN.png   with ``segments=True``: the raw class id of every pixel of image_2
+                                             (16-bit PNG, 0 = sky): what the oracle teachers read
     ROOT/sequences/NN/calib.txt              P0..P{k+1} (3x4), Tr (3x4, LiDAR -> cam0)
     ROOT/sequences/NN/poses.txt              cam0 pose at frame t in cam0 of frame 0 (3x4 per line)
     ROOT/sequences/NN/times.txt              seconds
@@ -34,7 +36,7 @@ from seal.synth.camera import CameraSpec, camera_rig, projection_matrices, rende
 from seal.synth.lidar import LidarSpec, scan
 from seal.synth.scene import Scene, build_scene
 from seal.synth.segments import FORMAT as SEGMENTS_FORMAT
-from seal.synth.segments import oracle_segments
+from seal.synth.segments import oracle_segments, pixel_classes
 
 SYNTH_VERSION = 1
 FRAME_PERIOD = 0.1  # seconds between frames (10 Hz)
@@ -240,11 +242,14 @@ def _write_sequence(seq_dir: Path, seed: int, seq: int, frames: int, params: dic
     gen.write_meta(writer)
     for t in range(frames):
         stem = f"{t:06d}"
-        paths = writer.scan_paths(stem, len(gen.rig)) + (writer.segment_paths(stem, len(gen.rig)) if segments else [])
+        cams = len(gen.rig)
+        paths = writer.scan_paths(stem, cams) + (writer.segment_paths(stem, cams) + writer.class_paths(stem, cams)
+                                                 if segments else [])
         if not all(p.is_file() for p in paths):
             data = gen.frame(t, return_ids=segments)
             maps = [oracle_segments(labels) for labels, _ in data.ids]
-            writer.write_scan(stem, data.points, data.labels, images=data.images, segments=maps)
+            classes = [pixel_classes(labels) for labels, _ in data.ids]
+            writer.write_scan(stem, data.points, data.labels, images=data.images, segments=maps, classes=classes)
         if bar is not None:
             bar.update(1)
 

@@ -27,7 +27,8 @@ from seal.synth import materials as M
 THING_BASE = 256  # thing segment ids are THING_BASE + instance id; stuff ids (raw class ids) stay below it
 FOLDER_PREFIX = "segments_"  # segments_K holds the maps of image_K
 FORMAT = ("sequences/NN/segments_K/NNNNNN.png: uint16 oracle segments of image_K; 0 = sky, 1..255 = one stuff "
-          "segment per class (id = raw class id), 256 + i = the thing with instance id i")
+          "segment per class (id = raw class id), 256 + i = the thing with instance id i; "
+          "sequences/NN/classes_K/NNNNNN.png: uint16 raw class id of every pixel of image_K, 0 = sky")
 
 
 def oracle_segments(labels: np.ndarray) -> np.ndarray:
@@ -48,4 +49,10 @@ def oracle_segments(labels: np.ndarray) -> np.ndarray:
     return out.astype(np.uint16)
 
 
-__all__ = ["FOLDER_PREFIX", "FORMAT", "THING_BASE", "oracle_segments"]
+__all__ = ["FOLDER_PREFIX", "FORMAT", "THING_BASE", "oracle_segments", "pixel_classes"]
+
+
+def pixel_classes(labels: np.ndarray) -> np.ndarray:
+    """The uint16 raw class id of every pixel (0 = sky) of a per-pixel label map (``classes_K/NNNNNN.png``): what
+    the oracle teachers (`seal.models.teachers_oracle`) encode."""
+    return (np.asarray(labels, dtype=np.uint32) & 0xFFFF).astype(np.uint16)

@@ -14,7 +14,6 @@ from seal.core.labelmap import LabelMap
 from seal.core.projection import pair_points
 from seal.models.backbones import SparseBackbone
 from seal.models.segmentation import SegmentationModel, predict_frame
-from seal.models.sparse import sparse_tensor
 from seal.samples.frames import voxel_sample
 
 
@@ -81,8 +80,7 @@ def point_features(backbone: SparseBackbone, frame: Frame, voxel: VoxelConfig, d
     """L2-normalised backbone features of every point (voxel features mapped back)."""
     backbone.eval()
     sample = voxel_sample(frame, voxel)
-    coords = torch.from_numpy(np.column_stack([np.zeros(len(sample.coords), np.int32), sample.coords]))
-    feats = backbone(sparse_tensor(torch.from_numpy(sample.feats).to(device), coords.to(device), 1))
+    feats = backbone(sample.backbone_input().to(device))
     feats = torch.nn.functional.normalize(feats, dim=1).cpu().numpy()
     return feats[sample.inverse]
 

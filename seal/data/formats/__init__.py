@@ -18,6 +18,7 @@ from seal.data.formats.daps3d import Daps3dFormat
 from seal.data.formats.kitti_object import KittiObjectFormat
 from seal.data.formats.nuscenes import NuScenesFormat
 from seal.data.formats.nuscenes_c import NuScenesCFormat
+from seal.data.formats.pandaset import PandaSetFormat
 from seal.data.formats.registry import FORMATS, detection_order, format_of
 from seal.data.formats.rellis3d import Rellis3dFormat
 from seal.data.formats.scribblekitti import ScribbleKittiFormat
@@ -31,4 +32,5 @@ from seal.data.formats.waymo import WaymoFormat
 
 __all__ = ["FORMATS", "format_of", "detection_order", "NuScenesFormat", "NuScenesCFormat", "WaymoFormat",
            "SemanticKittiFormat", "ScribbleKittiFormat", "SemanticPossFormat", "SemanticStfFormat", "SynLidarFormat",
-           "Rellis3dFormat", "Daps3dFormat", "Synth4dFormat", "SemanticKittiCFormat", "KittiObjectFormat"]
+           "Rellis3dFormat", "Daps3dFormat", "Synth4dFormat", "SemanticKittiCFormat", "KittiObjectFormat",
+           "PandaSetFormat"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from seal.core.calibration import check_camera
 from seal.core.errors import DataError
 from seal.core.frame import Camera, Dataset, Frame, Sequence
 from seal.core.io import check_rigid, point_count, read_points
@@ -29,6 +30,81 @@ from seal.data.formats.registry import FORMATS, format_of
 
 LIDAR_CHANNEL = "LIDAR_TOP"
 _TABLES = ("scene", "sample", "sample_data", "calibrated_sensor", "ego_pose", "sensor")
+
+# The fields the reader uses, per table, as the devkit writes them: str (a token or a name; "" ends a chain),
+# int / number / bool, "vec3" / "quat" (3 or 4 numbers), "intrinsic" (a 3x3 matrix, or [] for a non-camera).
+_FIELDS: dict[str, dict[str, str]] = {
+    "scene": {"token": "str", "name": "str", "first_sample_token": "str"},
+    "sample": {"token": "str", "scene_token": "str", "next": "str", "timestamp": "int"},
+    "sample_data": {"token": "str", "sample_token": "str", "ego_pose_token": "str", "calibrated_sensor_token": "str",
+                    "filename": "str", "is_key_frame": "bool", "next": "str", "timestamp": "int",
+                    "width": "int", "height": "int"},
+    "calibrated_sensor": {"token": "str", "sensor_token": "str", "translation": "vec3", "rotation": "quat",
+                          "camera_intrinsic": "intrinsic"},
+    "ego_pose": {"token": "str", "translation": "vec3", "rotation": "quat"},
+    "sensor": {"token": "str", "channel": "str"},
+    "lidarseg": {"token": "str", "sample_data_token": "str", "filename": "str"},
+    "category": {"token": "str", "name": "str"},
+}
+
+
+def _numbers(value, count: int) -> bool:
+    return (isinstance(value, list) and len(value) == count
+            and all(isinstance(v, int | float) and not isinstance(v, bool) and np.isfinite(v) for v in value))
+
+
+def _field_ok(kind: str, value) -> bool:
+    if kind == "str":
+        return isinstance(value, str)
+    if kind == "bool":
+        return isinstance(value, bool)
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind in ("vec3", "quat"):
+        return _numbers(value, 3 if kind == "vec3" else 4)
+    if kind == "intrinsic":
+        return value == [] or isinstance(value, list) and len(value) == 3 and all(_numbers(r, 3) for r in value)
+    raise AssertionError(kind)
+
+
+_KIND_TEXT = {"str": "a string", "bool": "true or false", "int": "an integer", "vec3": "3 finite numbers",
+              "quat": "4 finite numbers (w x y z)", "intrinsic": "a 3x3 matrix of numbers (or [] for a LiDAR)"}
+
+
+def check_table(rows, name: str, path: Path) -> list[dict]:
+    """``rows`` of table ``name`` as the devkit writes them: a list of records, each with the fields the reader
+    uses, of the right types, and unique tokens; a DataError naming the file, the field and the record otherwise."""
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise DataError(path, f"is not a nuScenes table (expected a JSON list of records, got "
+                              f"{type(rows).__name__}{' items' if isinstance(rows, list) else ''})")
+    for key, kind in _FIELDS.get(name, {}).items():
+        missing = [i for i, r in enumerate(rows) if key not in r]
+        if missing and len(missing) == len(rows):
+            raise DataError(path, f"no record has the field {key!r}: not the table the nuScenes devkit writes",
+                            "re-extract the metadata (e.g. v1.0-trainval_meta.tgz)")
+        if missing:
+            i = missing[0]
+            raise DataError(path, f"record {i} (token {rows[i].get('token', '?')}) has no field {key!r}"
+                                  + (f" ({len(missing)} records lack it)" if len(missing) > 1 else ""),
+                            "the table is damaged; re-extract the metadata")
+        wrong = next((i for i, r in enumerate(rows) if not _field_ok(kind, r[key])), None)
+        if wrong is not None:
+            raise DataError(path, f"record {wrong} (token {rows[wrong].get('token', '?')}): {key} is "
+                                  f"{rows[wrong][key]!r:.60}, expected {_KIND_TEXT[kind]}",
+                            "the table is damaged; re-extract the metadata")
+    if "token" in _FIELDS.get(name, {}):
+        seen: set[str] = set()
+        for i, r in enumerate(rows):
+            if r["token"] in seen:
+                raise DataError(path, f"record {i}: token {r['token']} appears twice", "the table is damaged")
+            seen.add(r["token"])
+    for i, r in enumerate(rows):
+        if "rotation" in _FIELDS.get(name, {}) and not np.isclose(np.linalg.norm(r["rotation"]), 1.0, atol=1e-3):
+            raise DataError(path, f"record {i} (token {r['token']}) has a rotation that is not a unit quaternion "
+                                  f"({r['rotation']})", "the table is damaged; re-extract the metadata")
+        if name == "sample_data" and (r["width"] < 0 or r["height"] < 0):
+            raise DataError(path, f"record {i} (token {r['token']}) has a negative image size")
+    return rows
 
 
 def is_nuscenes(root: Path) -> bool:
@@ -72,9 +148,10 @@ class NuScenesTables:
                 raise DataError(path, "nuScenes table missing")
             return []
         try:
-            return json.loads(path.read_text())
-        except json.JSONDecodeError as err:
+            rows = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise DataError(path, f"is not valid JSON: {err}") from err
+        return check_table(rows, name, path)
 
     def get(self, table: str, token: str) -> dict:
         try:
@@ -129,8 +206,12 @@ def scenes_in_order(tables: NuScenesTables) -> list[tuple[dict, list[dict]]]:
     """Every scene (sorted by name) with its samples in time order (following the ``next`` links)."""
     out = []
     for scene in sorted(tables.tables["scene"], key=lambda s: s["name"]):
-        samples, token = [], scene["first_sample_token"]
+        samples, token, seen = [], scene["first_sample_token"], set()
         while token:
+            if token in seen:
+                raise DataError(tables.folder / "sample.json", f"the samples of scene {scene['name']} link in a "
+                                f"loop (record {token} comes twice)", "the table is damaged; re-extract it")
+            seen.add(token)
             sample = tables.get("sample", token)
             samples.append(sample)
             token = sample["next"]
@@ -141,6 +222,9 @@ def scenes_in_order(tables: NuScenesTables) -> list[tuple[dict, list[dict]]]:
 def open_nuscenes(root: Path, version: str | None = None, sweeps: bool = False) -> Dataset:
     """Open every scene of a nuScenes release as a sequence of keyframes (or of all sweeps)."""
     tables = NuScenesTables(root, version)
+    if sweeps and not (root / "sweeps").is_dir():
+        raise DataError(root / "sweeps", "not found: data.sweeps=true reads every LiDAR sweep from sweeps/",
+                        "download and extract the sweeps into this folder, or drop data.sweeps=true (keyframes only)")
     lmap = lidarseg_lookup(tables, load_label_map("nuscenes"))
     lidar_of_sample, cams_of_sample = keyframe_records(tables)
     seqs = []
@@ -155,8 +239,12 @@ def open_nuscenes(root: Path, version: str | None = None, sweeps: bool = False) 
 
 def _sweep_chain(tables: NuScenesTables, first: dict, scene_token: str) -> list[dict]:
     """The LiDAR sample_data chain from ``first`` on, up to the scene's end (a chain never crosses scenes)."""
-    chain, record = [], first
+    chain, record, seen = [], first, set()
     while record is not None:
+        if record["token"] in seen:
+            raise DataError(tables.folder / "sample_data.json", f"the sweeps of record {first['token']} link in a "
+                            f"loop (record {record['token']} comes twice)", "the table is damaged; re-extract it")
+        seen.add(record["token"])
         sample = tables.index["sample"].get(record["sample_token"])
         if sample is not None and sample["scene_token"] != scene_token:
             break
@@ -188,7 +276,11 @@ def scene_sequence(tables: NuScenesTables, scene: dict, lidar: list[dict],
         if sd["is_key_frame"]:
             for cam in cams_of_sample.get(sd["sample_token"], []):
                 cam_to_global = tables.sensor_to_global(cam)
-                K = np.asarray(tables.get("calibrated_sensor", cam["calibrated_sensor_token"])["camera_intrinsic"])
+                calib = tables.get("calibrated_sensor", cam["calibrated_sensor_token"])
+                K = check_camera(calib["camera_intrinsic"], int(cam["width"]), int(cam["height"]),
+                                 tables.folder / "calibrated_sensor.json",
+                                 f"camera_intrinsic of record {calib['token']}",
+                                 tables.folder / "sample_data.json")
                 cameras.append(Camera(name=tables.channel(cam), K=K,
                                       lidar_to_cam=np.linalg.inv(cam_to_global) @ lidar_to_global,
                                       width=int(cam["width"]), height=int(cam["height"]),

@@ -47,6 +47,10 @@ def _tables_root(root: Path, nuscenes_root: str | Path | None) -> Path:
     for candidate in (root, root.parent, root.parent.parent):
         if any((d / "sample_data.json").is_file() for d in candidate.glob("v1.0-*")):
             return candidate
+    if any(root.glob("samples/CAM_*")) or (root / "sweeps").is_dir():  # a clean release, not a corruption folder
+        raise DataError(root, "looks like a nuScenes release (samples/, sweeps/) without its tables: no "
+                              "v1.0-*/sample_data.json", "extract the metadata (v1.0-trainval_meta.tgz or v1.0-mini) "
+                        "into this folder, so that v1.0-trainval/*.json sits beside samples/")
     raise DataError(root, "nuScenes-C holds no tables to place its scans in scenes",
                     "give nuscenes_root=<the clean nuScenes folder> or link its v1.0-trainval/ into this folder")
 
