@@ -145,7 +145,8 @@ def test_generation_without_segments_is_unchanged_and_segments_can_be_added(root
     assert not any("segments" in name for name in files)
     assert "segments" not in json.loads((plain / "seal_synth.json").read_text())
     extra = {name for name in with_maps if name not in files}
-    assert extra and all(name.split("/")[2].startswith("segments_") for name in extra)
+    assert extra and all(name.split("/")[2].startswith(("segments_", "classes_")) for name in extra)
+    assert any(name.split("/")[2].startswith("classes_") for name in extra)  # the oracle teachers' class maps
     assert all(files[name] == with_maps[name] for name in files if name != "seal_synth.json")
     # the same command with --segments completes a dataset generated without them
     added = generate_dataset(shutil.copytree(plain, tmp_path / "added"), progress=False, segments=True, **PARAMS)

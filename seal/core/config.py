@@ -250,8 +250,10 @@ class ModelConfig:
     proj_dim: int = 64             # pretraining: output width of the heads H_p and H_i
     engine: str = "auto"           # sparse engine: auto | spconv | spconv-triton
     pretrained: str | None = None  # downstream: backbone.pt of `seal pretrain` (null = random initialisation)
+    scalr_head_hidden: int = 0     # ScaLR head: 0 = linear (ScaLR), >0 = MLP of this width, ReLU (ScaLR+: 2048)
 
-    RULES: ClassVar[dict[str, str]] = {"proj_dim": ">=1", "engine": REGISTRY}  # seal.models.sparse.ENGINES
+    RULES: ClassVar[dict[str, str]] = {"proj_dim": ">=1", "engine": REGISTRY,  # seal.models.sparse.ENGINES
+                                       "scalr_head_hidden": ">=0"}
 
 
 @dataclass
@@ -312,7 +314,8 @@ class AugmentConfig:
 
 @dataclass
 class OptimConfig:
-    """SGD with a cosine schedule (docs/METHOD.md §7). Effective lr = lr * global_batch / lr_reference_batch.
+    """SGD (or AdamW) with a cosine (or ScaLR+'s reciprocal-square-root) schedule (docs/METHOD.md §7,
+    `seal.engine.optimizers`). Effective lr = lr * global_batch / lr_reference_batch.
 
     The pretraining defaults are SLidR's (valeoai/SLidR config/slidr_minkunet.yaml: lr 0.5, batch_size 4 on
     num_gpus 1, i.e. a global batch of 4, sgd_momentum 0.9, sgd_dampening 0.1, weight_decay 0.0001,
@@ -325,11 +328,19 @@ class OptimConfig:
     dampening: float = 0.1         # SGD dampening
     weight_decay: float = 1e-4     # L2 weight decay
     epochs: int = 50               # passes over the training samples
-    warmup_steps: int = 0          # linear warm-up steps before the cosine decay
+    warmup_steps: int = 0          # linear warm-up steps before the decay (0: warmup_epochs)
+    name: str = "sgd"              # optimiser: sgd (SLidR, Seal) | adamw (ScaLR: decoupled weight decay)
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # AdamW's betas
+    schedule: str = "cosine"       # cosine | rsqrt (ScaLR+: warm-up, 1/sqrt(1 + t/T), linear cool-down)
+    warmup_epochs: float = 0.0     # linear warm-up in epochs, when warmup_steps is 0
+    timescale_epochs: float = 1.0  # rsqrt: its timescale T, in epochs
+    cooldown_epochs: float = 0.0   # rsqrt: the final linear ramp to 0, in epochs
 
     RULES: ClassVar[dict[str, str]] = {"lr": ">=0", "lr_reference_batch": ">=1", "head_lr": ">=0",
                                        "momentum": ">=0", "dampening": ">=0", "weight_decay": ">=0",
-                                       "epochs": ">=1", "warmup_steps": ">=0"}
+                                       "epochs": ">=1", "warmup_steps": ">=0", "name": "sgd|adamw",
+                                       "betas": "[2]0..0.999999", "schedule": "cosine|rsqrt",
+                                       "warmup_epochs": ">=0", "timescale_epochs": ">0", "cooldown_epochs": ">=0"}
 
 
 @dataclass

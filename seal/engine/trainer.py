@@ -33,6 +33,7 @@ from seal.core.checkpoint import load_checkpoint, prune_checkpoints, rng_state, 
 from seal.core.config import OptimConfig, TrainConfig
 from seal.core.errors import DataError, Diverged, Preempted
 from seal.engine.distributed import DistInfo, barrier, mean_over_ranks
+from seal.engine.optimizers import build_optimizer, lr_factor
 from seal.engine.preemption import StopRequest
 from seal.engine.rundir import RunLogger, checkpoint_candidates, write_summary
 from seal.engine.sampler import StepSchedule
@@ -61,14 +62,6 @@ class TrainingTask(Protocol):
 
     def points(self, batch: Any) -> int:
         """Points in a batch, for throughput."""
-
-
-def cosine(step: int, total: int, warmup: int = 0) -> float:
-    """The lr factor at ``step``: linear warm-up, then cosine decay to 0 at ``total``."""
-    if warmup and step < warmup:
-        return (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, total - warmup))
-    return 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 @dataclass
@@ -108,11 +101,8 @@ class Trainer:
         scale = global_batch / optim.lr_reference_batch if optim.lr_reference_batch else 1.0
         groups = [{**g, "lr": g["lr"] * scale} for g in task.param_groups()]
         self.lr = groups[0]["lr"]
-        self.optimizer = torch.optim.SGD(groups, lr=self.lr, momentum=optim.momentum, dampening=optim.dampening,
-                                         weight_decay=optim.weight_decay)
-        total = self.sched.steps_per_epoch * optim.epochs
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer,
-                                                           lambda s: cosine(s, total, optim.warmup_steps))
+        self.optimizer = build_optimizer(groups, self.lr, optim)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(optim, self.sched.steps_per_epoch))
         on_cuda = dist.device.type == "cuda"
         self.amp_dtype = torch.bfloat16 if train.amp_dtype == "bfloat16" else torch.float16
         self.use_amp = train.amp and on_cuda
