@@ -63,7 +63,6 @@ def test_bad_weights_are_one_line():
         MixedPairSamples(parts, [0, 0], 0)
 
 
-@pytest.mark.slow
 def test_pretrain_on_a_kitti_and_a_nuscenes_layout_dataset(tmp_path):
     from seal.cli.main import main
     from seal.synth import generate_dataset
