@@ -139,3 +139,34 @@ def test_a_probe_refuses_a_changed_pretrained_file(data, probe, tmp_path, capsys
     finally:
         backbone.write_bytes(original)
     assert main(["probe", str(data), "--resume", str(copy), "train.max_steps=2"]) == 0  # the same file: it continues
+
+
+def test_a_resume_checks_the_teacher_weights_by_their_hash(tmp_path):
+    """The teacher file a pretraining run distils is part of what it was trained on: a resume with another file
+    (or one changed in place, or weights where the run had none) is refused in one line; a moved copy is fine."""
+    from seal.core.errors import ConfigError
+    from seal.engine.runrecord import check_resume, pretrained_identity, write_record
+
+    weights = tmp_path / "teacher.pth"
+    weights.write_bytes(b"first weights")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(f"teacher:\n  weights: {weights}\n")
+    write_record(run, "pretrain", {"data": [], "teacher": pretrained_identity(str(weights))})
+    moved = tmp_path / "moved.pth"
+    moved.write_bytes(b"first weights")
+    assert check_resume(run, "pretrain", f"teacher:\n  weights: {moved}\n",
+                        {"data": [], "teacher": pretrained_identity(str(moved))}) == {
+        "teacher.weights": (str(weights), str(moved))}
+    weights.write_bytes(b"other weights")
+    with pytest.raises(ConfigError, match=r"^--resume .*: the run was trained on .*teacher.pth \(sha256 .*, this "
+                                          r"teacher weights file is .*teacher.pth \(sha256"):
+        check_resume(run, "pretrain", f"teacher:\n  weights: {weights}\n",
+                     {"data": [], "teacher": pretrained_identity(str(weights))})
+    none = tmp_path / "none"
+    none.mkdir()
+    (none / "config.yaml").write_text("teacher:\n  weights: null\n")
+    write_record(none, "pretrain", {"data": [], "teacher": None})
+    with pytest.raises(ConfigError, match=r"trained on none \(random initialisation\), this teacher weights file"):
+        check_resume(none, "pretrain", f"teacher:\n  weights: {moved}\n",
+                     {"data": [], "teacher": pretrained_identity(str(moved))})

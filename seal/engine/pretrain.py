@@ -20,7 +20,7 @@ from seal.data import open_configured, require_pretraining_data
 from seal.engine.distributed import DistInfo, barrier, distributed_run
 from seal.engine.loading import make_loader
 from seal.engine.rundir import run_folder, write_summary
-from seal.engine.runrecord import dataset_identity
+from seal.engine.runrecord import dataset_identity, pretrained_identity
 from seal.engine.sampler import StepSchedule
 from seal.engine.teacher_forward import TeacherForward, check_crop_size, crop_note
 from seal.engine.trainer import Trainer, TrainResult, render_losses, stop_after_preemption
@@ -212,14 +212,15 @@ def pretrain(cfg: PretrainSchema, resume: Path | None = None, progress: bool = T
 
 
 def _identity(cfg: PretrainSchema) -> dict[str, Any]:
-    """What the run trains on, as run.json records it and a resume checks it (every dataset of a mixture)."""
+    """What the run trains on, as run.json records it and a resume checks it (every dataset of a mixture, and the
+    teacher's weights file by its sha256)."""
     datasets = [open_configured(cfg.data)]
     for entry in cfg.data.mix:
         path, options = mix_entry(entry)
         datasets.append(open_configured(replace(cfg.data, path=path, kind=options.get("kind"),
                                                 version=options.get("version"), sequences=None, mix=[],
                                                 mix_weights=[])))
-    return {"data": [dataset_identity(d) for d in datasets]}
+    return {"data": [dataset_identity(d) for d in datasets], "teacher": pretrained_identity(cfg.teacher.weights)}
 
 
 def _announce(cfg: PretrainSchema, task: PretrainTask, trainer: Trainer, run_dir: Path) -> None:

@@ -49,6 +49,7 @@ RESUMABLE = {
     "data.path": "checked by the dataset's identity instead",
     "data.mix": "checked by the datasets' identity instead",
     "model.pretrained": "checked by the file's sha256 instead",
+    "teacher.weights": "checked by the file's sha256 instead (a moved file may be named anew)",
 }
 
 
@@ -229,13 +230,20 @@ def check_resume(run_dir: Path, kind: str, config_yaml: str, identity: dict[str,
                           "them, or start a new run with another train.run_dir")
     record = read_record(run_dir)
     for key, now in identity.items():
-        then = record.get(key)
-        if then is None or then == now:
-            continue  # a run from before run.json (or one without a pretrained file) has nothing to compare
-        what = {"data": "dataset", "pretrained": "pretrained file"}.get(key, key)
+        if key not in record or _same(record[key], now):
+            continue  # a run from before run.json (or before the key was recorded) has nothing to compare
+        then = record[key]
+        what = {"data": "dataset", "pretrained": "pretrained file", "teacher": "teacher weights file"}.get(key, key)
         raise ConfigError(f"--resume {run_dir}: the run was trained on {_describe(then)}, this {what} is "
                           f"{_describe(now)}: resume with the original one (or start a new run)")
     return {k: v for k, v in changes.items() if k not in ("train.resume", "train.run_dir")}
+
+
+def _same(then: Any, now: Any) -> bool:
+    """Equal identities; a file is the same file when its content is (a moved copy keeps its sha256)."""
+    if isinstance(then, dict) and isinstance(now, dict) and "sha256" in then and "sha256" in now:
+        return then["sha256"] == now["sha256"]
+    return then == now
 
 
 def _describe(value: Any) -> str:
@@ -245,7 +253,7 @@ def _describe(value: Any) -> str:
         return f"{value['root']} ({value['format']}, {value['frames']} frames, {value['first']}..{value['last']})"
     if isinstance(value, dict) and "sha256" in value:
         return f"{value['path']} (sha256 {str(value['sha256'])[:12]})"
-    return str(value)
+    return "none (random initialisation)" if value is None else str(value)
 
 
 def same_data(run_dir: Path, roots: list[str]) -> bool:
