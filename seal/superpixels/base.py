@@ -16,7 +16,7 @@ import numpy as np
 
 from seal.core.atomic import atomic_path
 from seal.core.config import SuperpixelConfig
-from seal.core.errors import DataError
+from seal.core.errors import ConfigError, DataError
 from seal.core.registry import Registry
 
 NONE = 0
@@ -143,4 +143,24 @@ def checkpoint_key(path: Path | None) -> str:
         return IN_MEMORY
     stat = path.stat()
     return f"{path} ({stat.st_size} bytes, mtime {stat.st_mtime_ns})"
+
+
+def load_sam_weights(model: Any, checkpoint: str | Path, device: str, family: str, option: str, suffix: str,
+                     arch_key: str, arch: str, choices: str) -> None:
+    """Load a SAM / SAM 2 checkpoint (a state dict, or the official ``{"model": ...}`` layout) into ``model``: an
+    unreadable file is a DataError naming it, a file of another architecture one line naming ``arch_key``."""
+    import torch
+
+    try:
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    except Exception as err:  # unpickling errors come in many types
+        raise DataError(checkpoint, f"cannot be read as a {family} checkpoint ({err})",
+                        f"set {option} to a {family} {suffix} weight file") from err
+    if isinstance(state, dict) and isinstance(state.get("model"), dict):
+        state = state["model"]  # the official layout
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:
+        raise ConfigError(f"{option}: {checkpoint} does not fit a {family} {arch} model; set {arch_key} to the "
+                          f"checkpoint's architecture ({choices}) ({str(err)[:300]})") from err
 

@@ -14,8 +14,15 @@ from typing import Any
 import numpy as np
 
 from seal.core.config import SamConfig, SuperpixelConfig
-from seal.core.errors import ConfigError, DataError, SealError
-from seal.superpixels.base import IN_MEMORY, SUPERPIXELS, Superpixelizer, checkpoint_key, paint_masks
+from seal.core.errors import ConfigError, SealError
+from seal.superpixels.base import (
+    IN_MEMORY,
+    SUPERPIXELS,
+    Superpixelizer,
+    checkpoint_key,
+    load_sam_weights,
+    paint_masks,
+)
 
 MODEL_TYPES = ("vit_h", "vit_l", "vit_b")
 CHECKPOINT_HINT = ("download a SAM checkpoint (sam_vit_h_4b8939.pth, sam_vit_l_0b3195.pth or sam_vit_b_01ec64.pth, "
@@ -87,7 +94,6 @@ class SamSuperpixels(Superpixelizer):
 
     def _build_model(self) -> Any:
         """The Sam module: built from ``model_type`` (or the given one) with the checkpoint's weights loaded."""
-        import torch
 
         segment_anything = _import_segment_anything()
         model = self._model
@@ -95,19 +101,8 @@ class SamSuperpixels(Superpixelizer):
             # the registry's builders call torch.load themselves when given a checkpoint; build empty, load here
             model = segment_anything.sam_model_registry[self.model_type](checkpoint=None)
         if self.checkpoint is not None:
-            try:
-                state = torch.load(self.checkpoint, map_location=self.device, weights_only=True)
-            except Exception as err:  # unpickling errors come in many types
-                raise DataError(self.checkpoint, f"cannot be read as a SAM checkpoint ({err})",
-                                "set superpixels.sam.checkpoint to a SAM .pth weight file") from err
-            if isinstance(state, dict) and isinstance(state.get("model"), dict):
-                state = state["model"]
-            try:
-                model.load_state_dict(state)
-            except (RuntimeError, TypeError, AttributeError) as err:
-                raise ConfigError(f"superpixels.sam.checkpoint: {self.checkpoint} does not fit a SAM "
-                                  f"{self.model_type} model; set superpixels.sam.model_type to the checkpoint's "
-                                  f"architecture (vit_h / vit_l / vit_b) ({str(err)[:300]})") from err
+            load_sam_weights(model, self.checkpoint, self.device, "SAM", "superpixels.sam.checkpoint", ".pth",
+                             "superpixels.sam.model_type", self.model_type, "vit_h / vit_l / vit_b")
         return model.to(self.device).eval()
 
     def _mask_generator(self) -> Any:

@@ -21,8 +21,16 @@ from typing import Any
 import numpy as np
 
 from seal.core.config import Sam2Config, SuperpixelConfig
-from seal.core.errors import ConfigError, DataError, SealError
-from seal.superpixels.base import IN_MEMORY, SUPERPIXELS, Superpixelizer, checkpoint_key, finalize, paint_masks
+from seal.core.errors import ConfigError, SealError
+from seal.superpixels.base import (
+    IN_MEMORY,
+    SUPERPIXELS,
+    Superpixelizer,
+    checkpoint_key,
+    finalize,
+    load_sam_weights,
+    paint_masks,
+)
 
 MODEL_CFGS = tuple(Sam2Config.RULES["model_cfg"].split("|"))  # sam2.1_hiera_t ... sam2_hiera_l
 CHECKPOINT_HINT = ("download a SAM 2 checkpoint (sam2.1_hiera_tiny.pt, sam2.1_hiera_small.pt, "
@@ -145,23 +153,11 @@ class Sam2Superpixels(Superpixelizer):
 
     def _build_model(self) -> Any:
         """The SAM2Base module: built from ``model_cfg`` (or the given one) with the checkpoint's weights loaded."""
-        import torch
 
         model = self._model if self._model is not None else build_sam2_model(self.model_cfg, self.overrides)
         if self.checkpoint is not None:
-            try:
-                state = torch.load(self.checkpoint, map_location="cpu", weights_only=True)
-            except Exception as err:  # unpickling errors come in many types
-                raise DataError(self.checkpoint, f"cannot be read as a SAM 2 checkpoint ({err})",
-                                "set superpixels.sam2.checkpoint to a SAM 2 .pt weight file") from err
-            if isinstance(state, dict) and isinstance(state.get("model"), dict):
-                state = state["model"]  # the official layout
-            try:
-                model.load_state_dict(state)
-            except (RuntimeError, TypeError, AttributeError) as err:
-                raise ConfigError(f"superpixels.sam2.checkpoint: {self.checkpoint} does not fit a SAM 2 "
-                                  f"{self.model_cfg} model; set superpixels.sam2.model_cfg to the checkpoint's "
-                                  f"architecture ({', '.join(MODEL_CFGS)}) ({str(err)[:300]})") from err
+            load_sam_weights(model, self.checkpoint, "cpu", "SAM 2", "superpixels.sam2.checkpoint", ".pt",
+                             "superpixels.sam2.model_cfg", self.model_cfg, ", ".join(MODEL_CFGS))
         return model.to(self.device).eval()
 
     def _mask_generator(self) -> Any:
