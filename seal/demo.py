@@ -131,7 +131,7 @@ def run_demo(out: Path, plan: DemoPlan | None = None, progress: bool = True, abl
     from seal.engine.pretrain import pretrain
     from seal.synth import generate_dataset
 
-    plan = plan or (DemoPlan(seeds=[0]) if sweep else DemoPlan())
+    plan = plan or (DemoPlan(seeds=[0]) if sweep or ablation else DemoPlan())
     settings = sweep_settings() if sweep else ABLATION if ablation else SETTINGS
     start = time.perf_counter()
     _claim(out)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from seal.cli.registry import Command, Option, register
@@ -145,7 +146,9 @@ def run_demo(cfg: DemoSchema) -> int:
 
     if cfg.demo.ablation and cfg.demo.sweep:
         raise ConfigError("seal demo: --ablation and --sweep are two runs; give one of them")
-    plan = DemoPlan.quick() if cfg.demo.quick else None
+    plan = DemoPlan.quick() if cfg.demo.quick else DemoPlan(seeds=[0]) if cfg.demo.ablation or cfg.demo.sweep else None
+    if cfg.demo.seeds:
+        plan = replace(plan or DemoPlan(), seeds=list(cfg.demo.seeds))
     demo(Path(cfg.demo.out), plan, ablation=cfg.demo.ablation, sweep=cfg.demo.sweep)
     return 0
 

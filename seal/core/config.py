@@ -494,5 +494,8 @@ class DemoOptions:
 
     out: str = "seal-demo"         # output folder
     quick: bool = False            # a much smaller run (a smoke test, not a result)
-    ablation: bool = False         # the distillation family, Seal's ablations, semantic teachers x 2 seeds + a chart
-    sweep: bool = False            # ScaLR and Seal against the oracle teacher's quality (one seed) + a PNG
+    ablation: bool = False         # the distillation family, Seal's ablations, semantic teachers + a chart
+    sweep: bool = False            # ScaLR and Seal against the oracle teacher's quality + a PNG
+    seeds: list[int] = field(default_factory=list)  # training seeds; [] = [0, 1] for the demo, [0] for the others
+
+    RULES: ClassVar[dict[str, str]] = {"seeds": "[0+]>=0"}
