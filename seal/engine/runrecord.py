@@ -164,10 +164,12 @@ def file_sha256(path: str | Path | None) -> str | None:
 
 
 def pretrained_identity(path: str | None) -> dict[str, Any] | None:
-    """The pretrained file a downstream run starts from: resolved path and sha256 (None: random init)."""
+    """The pretrained file a downstream run starts from: resolved path and sha256 (None: random init); for an export
+    folder (`seal export`), the sha256 of its ``model.safetensors``."""
     if not path:
         return None
-    return {"path": str(Path(path).resolve()), "sha256": file_sha256(path)}
+    weights = Path(path) / "model.safetensors" if Path(path).is_dir() else path
+    return {"path": str(Path(path).resolve()), "sha256": file_sha256(weights)}
 
 
 def read_record(run_dir: Path) -> dict[str, Any]:

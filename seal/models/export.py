@@ -42,6 +42,8 @@ def load_backbone(path: str | Path, config: BackboneConfig | None = None) -> tup
     from seal.models import waffleiron_weights as scalr
 
     path = Path(path)
+    if path.is_dir():
+        return load_hub_backbone(path)
     payload = scalr.read_payload(path)
     if scalr.scalr_state_dict(payload) is not None:
         return scalr.load_scalr_checkpoint(path, config, payload=payload)
@@ -63,4 +65,29 @@ def load_backbone(path: str | Path, config: BackboneConfig | None = None) -> tup
     return model, {k: v for k, v in payload.items() if k != "state_dict"}
 
 
-__all__ = ["backbone_config", "export_backbone", "load_backbone", "FORMAT"]
+def hub_config(backbone: SparseBackbone, voxel: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The ``config.json`` of an export: the backbone's shape and the voxelisation it expects, enough to rebuild it
+    without the weights file."""
+    from seal import __version__
+
+    return {"library_name": "seal", "seal_version": __version__, "architecture": backbone.config.name,
+            "backbone": asdict(backbone.config), "voxel": dict(voxel), "feature_dim": backbone.out_channels,
+            "num_parameters": sum(p.numel() for p in backbone.parameters()), **extra}
+
+
+def load_hub_backbone(folder: Path) -> tuple[SparseBackbone, dict[str, Any]]:
+    """A backbone from a `seal export` folder, built from ``config.json`` alone and loaded strictly."""
+    from seal.models.hub import BACKBONE, WEIGHTS, load_strict, read_hub_config, read_hub_weights, split_weights
+
+    config = read_hub_config(folder)
+    try:
+        model = build_backbone(backbone_config(config["backbone"]))
+    except (TypeError, ValueError, ConfigError) as err:
+        raise DataError(folder / "config.json", f"has a malformed backbone section: {err}".split("\n")[0]) from None
+    load_strict(folder / WEIGHTS, model, split_weights(read_hub_weights(folder), BACKBONE),
+                f"{model.config.name} backbone")
+    meta = {k: v for k, v in config.items() if k != "backbone"}
+    return model, {**meta, "backbone_config": config["backbone"]}
+
+
+__all__ = ["backbone_config", "export_backbone", "hub_config", "load_backbone", "load_hub_backbone", "FORMAT"]

@@ -15,7 +15,7 @@ from seal.core.checkpoint import load_checkpoint, save_checkpoint
 from seal.core.config import BackboneConfig
 from seal.core.errors import ConfigError, DataError
 from seal.models.backbones import SparseBackbone, build_backbone
-from seal.models.export import load_backbone
+from seal.models.export import backbone_config, load_backbone, load_hub_backbone
 
 FORMAT = "seal-segmentation-v1"
 
@@ -112,18 +112,35 @@ def save_model(path: Path, model: SegmentationModel, info: dict[str, Any]) -> Pa
 def load_model(path: str | Path) -> tuple[SegmentationModel, dict[str, Any]]:
     """A trained segmentation model and its metadata (label map name, class names, voxelisation, ...)."""
     path = Path(path)
+    if path.is_dir():
+        return _load_hub_model(path)
     payload = load_checkpoint(path, kind="segmentation")
     if payload.get("format") != FORMAT:
         raise DataError(path, "is not a seal segmentation checkpoint",
                         "use RUN_DIR/model.pt written by `seal probe` or `seal finetune`")
     try:
-        model = SegmentationModel(build_backbone(BackboneConfig(**payload["backbone_config"])), payload["num_classes"])
+        model = SegmentationModel(build_backbone(backbone_config(payload["backbone_config"])), payload["num_classes"])
         model.load_state_dict(payload["state_dict"])
     except (TypeError, ValueError, RuntimeError, AttributeError, ConfigError) as err:
         raise DataError(path, f"does not hold the model it describes: {err}".split("\n")[0]) from None
     require_finite(path, payload["state_dict"], "its training diverged or it was written from a diverged backbone; "
                                                 "train it again from a finite backbone.pt")
     return model, {k: v for k, v in payload.items() if k != "state_dict"}
+
+
+def _load_hub_model(folder: Path) -> tuple[SegmentationModel, dict[str, Any]]:
+    """A probe / fine-tuning run exported by `seal export`: its backbone and its linear head."""
+    from seal.models.hub import HEAD, WEIGHTS, load_strict, read_hub_weights, split_weights
+
+    backbone, meta = load_hub_backbone(folder)
+    head = meta.get("head")
+    if not isinstance(head, dict) or "num_classes" not in head:
+        raise DataError(folder / "config.json", "describes a backbone without a classifier (a pretraining export)",
+                        "evaluate the export of a `seal probe` or `seal finetune` run, or probe this backbone first")
+    model = SegmentationModel(backbone, int(head["num_classes"]))
+    load_strict(folder / WEIGHTS, model.classifier, split_weights(read_hub_weights(folder), HEAD), "classifier")
+    require_finite(folder / WEIGHTS, model.state_dict(), "export a run that finished with finite weights")
+    return model, {**meta, **{k: v for k, v in head.items() if k != "num_classes"}, "num_classes": head["num_classes"]}
 
 
 @torch.no_grad()
