@@ -30,6 +30,15 @@ TINY = BackboneConfig(stem_channels=8, planes=[8, 16, 16, 16, 16, 8, 8, 8], laye
 LOSS = {"vfm": 1.0, "tmp": 0.5, "p2s": 0.25, "ppkt": 0.0, "scalr": 0.0, "tau": 0.07}
 
 
+@pytest.fixture(autouse=True)
+def single_thread():
+    """spconv's CPU scatter sums in thread order: with one thread an evaluation repeats the probe's own exactly."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
     """A pretraining run folder made by seal's own writers (a hand-named teacher weights file), a real probe run
@@ -130,6 +139,9 @@ def test_probe_and_evaluate_read_an_export_folder(runs, tmp_path):
     for key, tensor in trained.state_dict().items():
         assert torch.equal(model.state_dict()[key], tensor), key
     assert "linear classifier over 19 classes" in (head_out / "README.md").read_text()
+    assert main(["evaluate", str(head_out), str(runs["data"]), "--out", str(tmp_path / "eval")]) == 0  # its split
+    evaluated = json.loads((tmp_path / "eval" / "val.json").read_text())
+    assert evaluated["miou"] == pytest.approx(json.loads((probe / "val.json").read_text())["miou"], abs=1e-3)
 
 
 def test_a_config_of_another_shape_is_one_line(runs, tmp_path):

@@ -45,6 +45,14 @@ def _show(what: str):
         index = cfg.show.frame
         if not -len(dataset) <= index < len(dataset):
             raise SealError(f"--frame {index} is out of range: {dataset.root} has {len(dataset)} frames")
+        if (cfg.show.rerun or cfg.show.frames != 1) and what != "frame":
+            raise ConfigError(f"show.rerun and show.frames are for `seal show frame`, not `seal show {what}`")
+        if cfg.show.frames != 1 and not cfg.show.rerun:
+            raise ConfigError("--frames N logs N frames into a 3D recording: give --rerun FILE.rrd too")
+        if cfg.show.rerun:
+            _record_frames(cfg, dataset, index)
+            if not cfg.show.out:
+                return 0
         out = Path(cfg.show.out or f"{what}.png")
         if what in ("pairs", "frame"):
             from seal.viz import plot
@@ -70,6 +78,29 @@ def _show(what: str):
         return 0
 
     return run
+
+
+def _record_frames(cfg: ShowSchema, dataset, index: int) -> None:
+    """`seal show frame --rerun`: frames ``index``.. (at most ``show.frames``, within its sequence) into a Rerun
+    recording, with the superpixels and superpoints the cache holds for them."""
+    from seal.stages.cache import cache_root_for
+    from seal.superpixels import build_superpixelizer
+    from seal.superpixels.stage import superpixel_cache
+    from seal.superpoints.stage import superpoint_cache
+    from seal.viz.rerun_log import recording
+
+    root = cache_root_for(dataset.root, cfg.cache.root)
+    seq_index, local = dataset.locate(index)
+    seq = dataset.sequences[seq_index]
+    start, count = dataset.sequence_starts[seq_index] + local, min(cfg.show.frames, len(seq) - local)
+    superpixels = superpixel_cache(root, build_superpixelizer(cfg.superpixels))
+    superpoints = (superpoint_cache(root, cfg.superpoints), cfg.superpoints.gap)
+    with recording(cfg.show.rerun, dataset, superpixels, superpoints) as log:
+        for i in range(start, start + count):
+            log.log_frame(i, dataset[i])
+    if count < cfg.show.frames:
+        print(f"sequence {seq.name} ends after {count} of the {cfg.show.frames} frames asked for")
+    print(f"wrote {cfg.show.rerun} ({log.frames} frames, {log.points} points)")
 
 
 def run_synth(cfg: SynthSchema) -> int:
@@ -158,14 +189,18 @@ register(Command("info", "summarise what a dataset holds",
                  "class shares of a sample of frames.", InfoSchema, run_info,
                  [DATA, KIND, Option(("--label-sample",), "info.label_sample")]))
 _SHOW = {"pairs": "camera images with the LiDAR points projected on them, coloured by depth",
-         "frame": "bird's-eye view by label next to the cameras with the points on them",
+         "frame": "bird's-eye view by label next to the cameras with the points on them, or a 3D recording",
          "superpixels": "superpixel boundaries and segments over the camera images (computed when not cached)",
          "superpoints": "bird's-eye view of a frame pair coloured by superpoint id (computed when not cached)"}
 for _what, _text in _SHOW.items():
     register(Command(f"show {_what}", _text, _text[0].upper() + _text[1:] + ".", ShowSchema, _show(_what),
                      [DATA, KIND, Option(("--frame",), "show.frame"),
                       Option(("--out",), "show.out", help=f"PNG to write (default {_what}.png)")]
-                     + ([Option(("--cache",), "cache.root")] if _what.startswith("super") else [])))
+                     + ([Option(("--cache",), "cache.root")] if _what.startswith("super") else [])
+                     + ([Option(("--rerun",), "show.rerun", help="write a 3D Rerun recording (.rrd) instead of the "
+                                "PNG (the PNG too with --out); needs pip install 'seal[viewer]'"),
+                         Option(("--frames",), "show.frames"), Option(("--cache",), "cache.root")]
+                        if _what == "frame" else [])))
 register(Command("synth", "generate synthetic driving sequences (SemanticKITTI or nuScenes layout)",
                  "Procedural streets seen by a spinning LiDAR and pinhole cameras, with exact poses and per-point "
                  "labels, written in the SemanticKITTI layout (or, with --layout nuscenes, as nuScenes tables with "
@@ -209,7 +244,8 @@ register(Command("evaluate", "per-class IoU / mIoU of a trained model, optionall
                  "corruption x 3 severities and reports mCE and mRR.", EvaluateSchema, run_evaluate,
                  [Option(("checkpoint",), "evaluate.checkpoint"), DATA, KIND, Option(("--split",), "evaluate.split"),
                   Option(("--robustness",), "evaluate.robustness"), Option(("--baseline",), "evaluate.baseline"),
-                  Option(("--save-predictions",), "evaluate.save_predictions"), Option(("--out",), "evaluate.out")],
+                  Option(("--save-predictions",), "evaluate.save_predictions"), Option(("--out",), "evaluate.out"),
+                  Option(("--rerun",), "evaluate.rerun")],
                  families=("downstream", "pretrain")))
 register(Command("corrupt", "write a corrupted copy of a dataset (Robo3D corruptions)",
                  "Apply one Robo3D corruption (or a plugin's) at one severity and write the result in the "
@@ -256,3 +292,13 @@ register(Command("teachers", "list every registered 2D teacher: family, size, st
                  "their distribution): family, model size, output stride and width, the weight-file formats it "
                  "reads, the licence of the official weights and where they are published. Nothing is built or "
                  "downloaded.", TeachersSchema, run_teachers))
+
+from seal.cli.export import ExportSchema, run_export  # noqa: E402 - `seal export` lives in its own module
+
+register(Command("export", "a run's backbone as a Hugging Face Hub folder: config.json, model.safetensors, model card",
+                 "Write a pretraining, probe or fine-tuning run as a self-describing folder: config.json (the "
+                 "backbone's shape and voxelisation, the seal version), model.safetensors (the weights, no pickle) "
+                 "and a README.md model card written from the run's records (data, teacher, objective, steps, and "
+                 "the probe / fine-tuning results of the runs that started from it). seal.load_backbone(DIR) and "
+                 "every --pretrained option read it.", ExportSchema, run_export,
+                 [Option(("run",), "export.run"), Option(("--out",), "export.out")]))

@@ -76,7 +76,7 @@ def _extras_rows() -> list[tuple[str, str, str]]:
     rows = []
     for dist, what in (("segment-anything", "SAM superpixels [sam]"), ("transformers", "HF superpixels [hf]"),
                        ("timm", "ViT teachers"), ("torchvision", "ResNet teachers"), ("omegaconf", "configs"),
-                       ("tensorboard", "training curves")):
+                       ("tensorboard", "training curves"), ("rerun-sdk", "3D recordings [viewer]")):
         version = _version(dist)
         rows.append((dist, OK if version else WARN, f"{version} ({what})" if version else f"not installed ({what})"))
     return rows

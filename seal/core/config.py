@@ -442,6 +442,10 @@ class ShowOptions:
 
     frame: int = 0                 # frame index over the whole dataset
     out: str = ""                  # PNG to write (default WHAT.png)
+    rerun: str = ""                # show frame: a Rerun recording (.rrd) to write; the PNG then only with --out
+    frames: int = 1                # show frame --rerun: consecutive frames from show.frame to log (within its sequence)
+
+    RULES: ClassVar[dict[str, str]] = {"frames": ">=1"}
 
 
 @dataclass
@@ -482,6 +486,7 @@ class EvaluateOptions:
     robustness: bool = False       # also evaluate under every corruption x 3 severities (mCE, mRR)
     baseline: str | None = None    # robustness baseline YAML (default: the one the dataset's format names)
     save_predictions: str | None = None  # folder for predictions in the dataset's own format
+    rerun: str | None = None       # a Rerun recording (.rrd) of the evaluated frames' predictions and errors
     out: str | None = None         # results folder (default: next to the checkpoint)
     robustness_root: str | None = None  # released Robo3D set (SemanticKITTI-C / nuScenes-C) instead of corrupting
 

@@ -40,6 +40,15 @@ class LabelMap:
         out[known] = self.lookup[raw[known]]
         return out
 
+    def rekeyed(self, pairs: list[tuple[int, int]]) -> LabelMap:
+        """The same classes read through other raw ids: ``pairs`` maps a dataset's own id to this map's raw id
+        (a release that numbers its categories differently)."""
+        lookup = np.zeros(max(i for i, _ in pairs) + 1, dtype=np.uint8)
+        for index, raw in pairs:
+            lookup[index] = self.lookup[raw]
+        return LabelMap(name=self.name, class_names=self.class_names, colors=self.colors, lookup=lookup,
+                        raw_names={i: self.raw_names[r] for i, r in pairs})
+
     def color_of(self, train_ids: np.ndarray) -> np.ndarray:
         """RGB uint8 colours of train ids (ignore is black)."""
         palette = np.vstack([np.zeros((1, 3), np.uint8), self.colors])

@@ -4,6 +4,7 @@ corruption x 3 severities, applied on the fly or read from a released Robo3D set
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
@@ -46,7 +47,9 @@ def run_evaluate(cfg: EvaluateSchema, progress: bool = True) -> dict:
         model.to(dist.device)
         run_config = checkpoint.parent / "config.yaml"
         split, data = cfg.split, cfg.data
-        if run_config.is_file():  # the run's own split and label map, unless given here
+        if checkpoint.is_dir() and isinstance(meta.get("split"), dict) and split == SplitConfig():
+            split = SplitConfig(**meta["split"])  # an export (`seal export`) of a probe / fine-tuning run: its split
+        elif run_config.is_file():  # the run's own split and label map, unless given here
             trained = load_config(EvaluateSchema, run_config)
             split = trained.split if split == SplitConfig() else split
             if data.label_map is None and trained.data.label_map is not None:
@@ -62,8 +65,16 @@ def run_evaluate(cfg: EvaluateSchema, progress: bool = True) -> dict:
         out = Path(opts.out) if opts.out else checkpoint.parent / f"eval-{Path(dataset.root).resolve().name}"
         names = list(dataset.label_map.class_names)
         predictions = Path(opts.save_predictions) if opts.save_predictions else None
-        cm = evaluate_frames(model, dataset, indices, voxel, dist.device, predictions_dir=predictions,
-                             progress=progress)
+        with contextlib.ExitStack() as stack:
+            log = None
+            if opts.rerun and dist.is_main:  # every process evaluates every frame: one writes the recording
+                from seal.viz.rerun_log import recording
+
+                log = stack.enter_context(recording(opts.rerun, dataset))
+            cm = evaluate_frames(model, dataset, indices, voxel, dist.device, predictions_dir=predictions,
+                                 progress=progress, on_frame=log.log_frame if log else None)
+        if log is not None:
+            print(f"wrote {opts.rerun} ({log.frames} frames, {log.points} points)")
         write_results(cm, names, out, opts.split)
         if progress:
             render_results(cm, names, title=f"{checkpoint} on {dataset.root} ({opts.split}, {len(indices)} frames)")

@@ -90,7 +90,8 @@ def export_run(run_dir: str | Path, out: str | Path, results: list[str] | None =
         tensors = {BACKBONE + k: v for k, v in backbone.state_dict().items()}
         tensors |= {HEAD + k: v for k, v in model.classifier.state_dict().items()}
         head = {"num_classes": meta["num_classes"], "label_map": meta.get("label_map"),
-                "class_names": meta.get("class_names"), "mode": meta.get("mode"), "fraction": meta.get("fraction")}
+                "class_names": meta.get("class_names"), "mode": meta.get("mode"), "fraction": meta.get("fraction"),
+                "split": run["config"].get("split")}  # what `seal evaluate DIR DATA` evaluates by default
     source = {"kind": run["kind"], "run": run["dir"].name, "weights": run["weights"].name,
               "weights_sha256": file_sha256(run["weights"])}
     config = hub_config(backbone, meta["voxel"], source=source, **({"head": head} if head else {}))

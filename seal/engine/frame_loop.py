@@ -4,6 +4,7 @@ optional corruption applied on the fly (robustness), optional predictions writte
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,7 @@ import torch
 
 from seal.core.config import VoxelConfig
 from seal.core.errors import ConfigError
-from seal.core.frame import Dataset
+from seal.core.frame import Dataset, Frame
 from seal.core.labelmap import LabelMap
 from seal.evaluation.metrics import DEFAULT_CONVENTION, ConfusionMatrix
 from seal.models.segmentation import SegmentationModel, predict_frame
@@ -35,11 +36,13 @@ def miou_convention(dataset: Dataset) -> str:
 def evaluate_frames(model: SegmentationModel, dataset: Dataset, indices: list[int], voxel: VoxelConfig,
                     device: torch.device, corruption: tuple[str, str] | None = None, seed: int = 0,
                     predictions_dir: Path | None = None, progress: bool = True, desc: str = "evaluate",
-                    empty: list[str] | None = None) -> ConfusionMatrix:
+                    empty: list[str] | None = None,
+                    on_frame: Callable[[int, Frame, np.ndarray], None] | None = None) -> ConfusionMatrix:
     """One confusion matrix over ``indices`` at full point resolution, its mIoU by the dataset format's
     convention (`miou_convention`). Frames without points (a dropped scan, or all points removed by a
     corruption) are skipped, their ids appended to ``empty`` when it is given; their prediction file, if asked
-    for, is written empty so every frame still has one."""
+    for, is written empty so every frame still has one. ``on_frame(index, frame, prediction)`` sees every
+    evaluated frame with its train-id prediction (`seal evaluate --rerun` records them)."""
     from tqdm import tqdm
 
     model.eval()
@@ -63,4 +66,6 @@ def evaluate_frames(model: SegmentationModel, dataset: Dataset, indices: list[in
             if dataset.format is None:
                 raise ConfigError(f"{dataset.root}: a dataset built in memory has no format to write predictions in")
             dataset.format.write_prediction(predictions_dir, frame.id, to_raw[pred])
+        if on_frame is not None:
+            on_frame(index, frame, pred)
     return cm

@@ -179,11 +179,7 @@ def lidarseg_lookup(tables: NuScenesTables, lmap: LabelMap) -> LabelMap:
              if "index" in c and c["name"] in by_name]
     if not pairs:
         return lmap
-    lookup = np.zeros(max(i for i, _ in pairs) + 1, dtype=np.uint8)
-    for index, raw in pairs:
-        lookup[index] = lmap.lookup[raw]
-    return LabelMap(name=lmap.name, class_names=lmap.class_names, colors=lmap.colors, lookup=lookup,
-                    raw_names={i: lmap.raw_names[r] for i, r in pairs})
+    return lmap.rekeyed(pairs)
 
 
 def keyframe_records(tables: NuScenesTables, has_scan=None) -> tuple[dict[str, dict], dict[str, list[dict]]]:

@@ -321,11 +321,7 @@ def classes_lookup(path: Path, lmap: LabelMap) -> LabelMap:
         raise DataError(path, "has a class id that is not a number") from None
     if not pairs or all(i == raw for i, raw in pairs):
         return lmap
-    lookup = np.zeros(max(i for i, _ in pairs) + 1, dtype=np.uint8)
-    for index, raw in pairs:
-        lookup[index] = lmap.lookup[raw]
-    return LabelMap(name=lmap.name, class_names=lmap.class_names, colors=lmap.colors, lookup=lookup,
-                    raw_names={i: lmap.raw_names[r] for i, r in pairs})
+    return lmap.rekeyed(pairs)
 
 
 def open_pandaset(root: Path, label_map: str | Path | LabelMap | None = None, version: str | None = None) -> Dataset:
