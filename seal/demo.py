@@ -199,7 +199,8 @@ def _constant_row(setting: str, own: dict, summary: dict, plan: DemoPlan, teache
     value, other = own["miou"], own[convention_key(summary["other_convention"])]
     return {"setting": setting, "miou_by_seed": {str(s): round(value, 2) for s in plan.seeds}, "mean": round(value, 2),
             "std": 0.0, "other_by_seed": {str(s): round(other, 2) for s in plan.seeds}, "other_mean": round(other, 2),
-            "other_std": 0.0, "seconds": round(seconds, 1), "teacher": teacher}
+            "other_std": 0.0, "seconds": round(seconds, 1), "teacher": teacher,
+            "silent_percent": round(own.get("silent_percent", 0.0), 2)}  # paired points it names no class for
 
 
 def _sweep_point(row: dict, data: Path, sequence: str) -> dict:

@@ -4,7 +4,8 @@
   probed as the pretrained ones are: the ceiling of a linear probe on this data and backbone.
 - *the 2D teacher alone on the paired points*: each validation point that projects into a camera takes the class
   the oracle teacher's feature at its pixel names (nearest class row, the feature upsampled as the head H_i does);
-  its mIoU is what a 2D model alone knows about the 3D points it sees, before any distillation.
+  its mIoU is what a 2D model alone knows about the 3D points it sees, before any distillation. Points whose pixel
+  it calls unlabelled (sky behind a thin pole's edge) are left out and counted as ``silent_percent``.
 - the sweep: ScaLR and Seal pretrained with the oracle teacher at rising class confusion (and the degraded
   oracle's grid, blur and noise), probed the same way, drawn as LP mIoU against the teacher's own 2D mIoU.
 """
@@ -32,6 +33,7 @@ def teacher_2d_miou(data: Path, sequence: str, teacher_name: str, kwargs: dict |
     dataset = open_dataset(data, sequences=[sequence])
     teacher = build_image_backbone(teacher_name, None, **(kwargs or {}))
     matrix = ConfusionMatrix(dataset.label_map.num_classes, convention=miou_convention(dataset))
+    silent = labelled = 0
     with torch.no_grad():
         for frame in dataset:
             pairs = pair_points(frame.xyz, frame.cameras, min_depth=1.0)
@@ -42,11 +44,15 @@ def teacher_2d_miou(data: Path, sequence: str, teacher_name: str, kwargs: dict |
                 maps = F.interpolate(maps, size=(camera.height, camera.width), mode="bilinear", align_corners=False)
                 said = teacher.net.classify(maps[0].permute(1, 2, 0)).numpy()[pairs.row[mine], pairs.col[mine]]
                 target = frame.labels[pairs.point[mine]].astype(np.int64)
-                # a point whose pixel the teacher calls sky / unlabelled (0) gets a wrong class: counted as an error
-                said = np.where(said > 0, said, target % dataset.label_map.num_classes + 1)
-                matrix.update(said, target)
+                # a labelled point whose pixel the teacher calls sky / unlabelled (0) is one it cannot teach:
+                # counted apart (``silent``), not as a prediction of some class (which would add a spurious class to
+                # the absent-excluded mean)
+                named = said > 0
+                silent, labelled = silent + int((~named & (target > 0)).sum()), labelled + int((target > 0).sum())
+                matrix.update(said[named], target[named])
     summary = matrix.miou_summary()
-    return {k: 100 * v if isinstance(v, float) else v for k, v in summary.items()}
+    out = {k: 100 * v if isinstance(v, float) else v for k, v in summary.items()}
+    return {**out, "silent_percent": 100 * silent / max(labelled, 1)}
 
 
 def supervised_backbone(data: Path, train: str, val: str, seed: int, epochs: int, run_dir: Path, preset: Path,

@@ -1,0 +1,45 @@
+"""The ablation's reference row "2D oracle teacher alone on the paired points" (seal.demo_references): computed
+through the teacher's forward and class read-out, it must equal the confusion of the rendered class maps read
+directly at each point's pixel (the oracle is exact at full resolution); a degraded oracle scores lower."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from seal.core.projection import pair_points
+from seal.data import open_dataset
+from seal.demo_references import teacher_2d_miou
+from seal.evaluation.metrics import ConfusionMatrix
+from seal.superpixels.oracle import read_class_map
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    from seal.synth import generate_dataset
+
+    return generate_dataset(tmp_path_factory.mktemp("refs") / "ds", sequences=1, frames=2, seed=4, cameras=1,
+                            image_width=320, azimuth_steps=720, progress=False, segments=True)
+
+
+def test_the_oracle_alone_equals_its_class_maps_at_the_pixels(data):
+    dataset = open_dataset(data)
+    matrix = ConfusionMatrix(dataset.label_map.num_classes, convention="absent-as-zero")
+    silent = labelled = 0
+    for frame in dataset:
+        pairs = pair_points(frame.xyz, frame.cameras, min_depth=1.0)
+        for c, camera in enumerate(frame.cameras):
+            mine = pairs.camera == c
+            truth = read_class_map(camera.image_path, dataset.label_map, (camera.height, camera.width))
+            said = truth[pairs.row[mine], pairs.col[mine]].astype(np.int64)
+            target = frame.labels[pairs.point[mine]].astype(np.int64)
+            silent += int(((said == 0) & (target > 0)).sum())
+            labelled += int((target > 0).sum())
+            matrix.update(said[said > 0], target[said > 0])
+    own = teacher_2d_miou(data, "00", "oracle")
+    assert own["miou"] == pytest.approx(100 * matrix.miou(), abs=1e-6)
+    assert own["silent_percent"] == pytest.approx(100 * silent / labelled, abs=1e-9) and own["silent_percent"] < 5
+    degraded = teacher_2d_miou(data, "00", "oracle_degraded")
+    assert degraded["miou"] < own["miou"] - 10
