@@ -79,9 +79,13 @@ def sweep_chart(points: list[dict], path: Path) -> Path:
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.5, 4.2))
     for objective in sorted({p["objective"] for p in points}):
-        mine = sorted((p for p in points if p["objective"] == objective), key=lambda p: p["teacher_miou"])
-        ax.errorbar([p["teacher_miou"] for p in mine], [p["mean"] for p in mine], yerr=[p["std"] for p in mine],
-                    marker="o", capsize=3, label=objective)
+        mine = sorted((p for p in points if p["objective"] == objective and p["teacher_miou"] is not None),
+                      key=lambda p: p["teacher_miou"])
+        line = ax.errorbar([p["teacher_miou"] for p in mine], [p["mean"] for p in mine],
+                           yerr=[p["std"] for p in mine], marker="o", capsize=3, label=objective)
+        for anchor in (p for p in points if p["objective"] == objective and p["teacher_miou"] is None):
+            ax.axhline(anchor["mean"], color=line[0].get_color(), linestyle="--", linewidth=1,
+                       label=f"{objective}, {anchor['label']} teacher")
         for p in mine:
             ax.annotate(p["label"], (p["teacher_miou"], p["mean"]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")

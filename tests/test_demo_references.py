@@ -43,3 +43,21 @@ def test_the_oracle_alone_equals_its_class_maps_at_the_pixels(data):
     assert own["silent_percent"] == pytest.approx(100 * silent / labelled, abs=1e-9) and own["silent_percent"] < 5
     degraded = teacher_2d_miou(data, "00", "oracle_degraded")
     assert degraded["miou"] < own["miou"] - 10
+
+
+def test_the_sweep_has_a_random_teacher_anchor_per_objective_and_draws_it(tmp_path):
+    from seal.demo import SWEEP_ANCHOR, SWEEP_LEVELS, SWEEP_OBJECTIVES, sweep_settings
+    from seal.demo_references import sweep_chart
+
+    settings = sweep_settings()
+    assert len(settings) == len(SWEEP_OBJECTIVES) * (len(SWEEP_LEVELS) + 1)
+    for objective, overrides in SWEEP_OBJECTIVES.items():
+        assert settings[f"{objective}, {SWEEP_ANCHOR}"] == overrides  # no teacher override: the random ViT
+        assert "teacher.model_kwargs={confusion: 0.3}" in settings[f"{objective}, confusion 0.3"]
+    points = [{"objective": "Seal", "label": SWEEP_ANCHOR, "teacher_miou": None, "mean": 10.0, "std": 0.0},
+              {"objective": "Seal", "label": "confusion 0", "teacher_miou": 80.0, "mean": 14.0, "std": 0.5},
+              {"objective": "Seal", "label": "degraded", "teacher_miou": 25.0, "mean": 12.0, "std": 0.5}]
+    from PIL import Image
+
+    with Image.open(sweep_chart(points, tmp_path / "sweep.png")) as image:
+        assert image.size[0] > 300 and image.size[1] > 200

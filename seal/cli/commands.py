@@ -180,6 +180,8 @@ def run_demo(cfg: DemoSchema) -> int:
     plan = DemoPlan.quick() if cfg.demo.quick else DemoPlan(seeds=[0]) if cfg.demo.ablation or cfg.demo.sweep else None
     if cfg.demo.seeds:
         plan = replace(plan or DemoPlan(), seeds=list(cfg.demo.seeds))
+    if cfg.demo.cameras != 1:
+        plan = replace(plan or DemoPlan(), cameras=cfg.demo.cameras)
     demo(Path(cfg.demo.out), plan, ablation=cfg.demo.ablation, sweep=cfg.demo.sweep)
     return 0
 

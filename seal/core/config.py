@@ -502,5 +502,6 @@ class DemoOptions:
     ablation: bool = False         # the distillation family, Seal's ablations, semantic teachers + a chart
     sweep: bool = False            # ScaLR and Seal against the oracle teacher's quality + a PNG
     seeds: list[int] = field(default_factory=list)  # training seeds; [] = [0, 1] for the demo, [0] for the others
+    cameras: int = 1               # cameras of the synthetic data: 1 (front, ~13% of the points) .. 6 (360 degrees)
 
-    RULES: ClassVar[dict[str, str]] = {"seeds": "[0+]>=0"}
+    RULES: ClassVar[dict[str, str]] = {"seeds": "[0+]>=0", "cameras": "1..6"}
