@@ -184,3 +184,19 @@ def test_export_refuses_foreign_folders_and_leaves_nothing_half_written(runs, tm
         export_run(runs["probe"], out)  # replacing the earlier export fails half-way
     assert (out / "model.safetensors").read_bytes() == before  # the earlier export is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["hub", "mine"]  # no staging folder left behind
+
+
+def test_written_files_and_folders_are_readable_by_others_as_the_umask_says(runs, tmp_path):
+    import os
+
+    from seal.core.atomic import write_text_atomic
+
+    mask = os.umask(0o022)
+    try:
+        write_text_atomic(tmp_path / "a.txt", "x")
+        out = export_run(runs["pretrain"], tmp_path / "hub")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644  # not mkstemp's 0600
+    assert out.stat().st_mode & 0o777 == 0o755  # not mkdtemp's 0700
+    assert all(p.stat().st_mode & 0o777 == 0o644 for p in out.iterdir())

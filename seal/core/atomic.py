@@ -41,6 +41,14 @@ def _write_error(err: OSError, folder: Path, needed: int | None) -> WriteError |
     return None
 
 
+def default_mode(directory: bool = False) -> int:
+    """The permissions a plain ``open()`` / ``mkdir()`` would give under the current umask (mkstemp and mkdtemp
+    create private 0600 / 0700 entries, wrong for files meant to be read by others)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if directory else 0o666) & ~mask
+
+
 @contextlib.contextmanager
 def atomic_path(target: str | Path, size_hint: int | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``target``; it replaces ``target`` only if the block succeeds."""
@@ -54,6 +62,8 @@ def atomic_path(target: str | Path, size_hint: int | None = None) -> Iterator[Pa
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            tmp_path.chmod(default_mode())
         os.replace(tmp_path, target)
     except OSError as err:
         friendly = _write_error(err, target.parent, size_hint)

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from seal.core.atomic import default_mode
 from seal.core.errors import ConfigError, DataError
 
 HUB_FORMAT = "seal-backbone-hub-v1"
@@ -46,9 +47,11 @@ def write_hub_folder(out: Path, config: dict[str, Any], tensors: dict[str, torch
         raise ConfigError(f"export.out={out}: exists and is not an earlier seal export; choose a new or empty folder")
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    staging.chmod(default_mode(directory=True))  # a folder to share, not mkdtemp's private 0700
     try:
         weights = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
         _safetensors().save_file(weights, str(staging / WEIGHTS), metadata={"format": "pt", "seal": HUB_FORMAT})
+        (staging / WEIGHTS).chmod(default_mode())  # safetensors writes it private (0600)
         (staging / CONFIG).write_text(json.dumps({"format": HUB_FORMAT, **config}, indent=2) + "\n")
         (staging / CARD).write_text(card)
         if out.exists():
