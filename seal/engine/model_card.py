@@ -43,7 +43,7 @@ def _teacher(config: dict[str, Any], summary: dict[str, Any]) -> str:
     if weights:
         return f"{name}, weights file `{Path(str(weights)).name}`"
     if summary.get("teacher_pretrained") is False and "oracle" not in name:
-        return f"{name}, no weights file: randomly initialised (a pipeline check; no knowledge was distilled)"
+        return f"{name}, no weights file: randomly initialised (no foundation-model knowledge to distil)"
     return f"{name}: {summary.get('teacher', 'no weights file')}"
 
 
