@@ -61,3 +61,17 @@ def test_the_sweep_has_a_random_teacher_anchor_per_objective_and_draws_it(tmp_pa
 
     with Image.open(sweep_chart(points, tmp_path / "sweep.png")) as image:
         assert image.size[0] > 300 and image.size[1] > 200
+
+
+def test_demo_options_shape_the_plan(monkeypatch, tmp_path):
+    import seal.demo
+    from seal.cli import main
+
+    seen = {}
+    monkeypatch.setattr(seal.demo, "run_demo", lambda out, plan, ablation, sweep: seen.update(plan=plan, sweep=sweep))
+    assert main(["demo", "--sweep", "--out", str(tmp_path), "demo.pretrain_epochs=8", "demo.cameras=6"]) == 0
+    assert seen["sweep"] and seen["plan"].pretrain_epochs == 8 and seen["plan"].cameras == 6
+    assert seen["plan"].seeds == [0]  # the sweep's default: one seed
+    assert main(["demo", "--out", str(tmp_path), "demo.seeds=[3,4]"]) == 0
+    assert seen["plan"].seeds == [3, 4] and seen["plan"].pretrain_epochs == 3 and seen["plan"].cameras == 1
+    assert main(["demo", "--out", str(tmp_path), "demo.cameras=7"]) == 2  # one line naming the key

@@ -182,6 +182,8 @@ def run_demo(cfg: DemoSchema) -> int:
         plan = replace(plan or DemoPlan(), seeds=list(cfg.demo.seeds))
     if cfg.demo.cameras != 1:
         plan = replace(plan or DemoPlan(), cameras=cfg.demo.cameras)
+    if cfg.demo.pretrain_epochs:
+        plan = replace(plan or DemoPlan(), pretrain_epochs=cfg.demo.pretrain_epochs)
     demo(Path(cfg.demo.out), plan, ablation=cfg.demo.ablation, sweep=cfg.demo.sweep)
     return 0
 

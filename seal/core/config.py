@@ -503,5 +503,6 @@ class DemoOptions:
     sweep: bool = False            # ScaLR and Seal against the oracle teacher's quality + a PNG
     seeds: list[int] = field(default_factory=list)  # training seeds; [] = [0, 1] for the demo, [0] for the others
     cameras: int = 1               # cameras of the synthetic data: 1 (front, ~13% of the points) .. 6 (360 degrees)
+    pretrain_epochs: int = 0       # pretraining epochs per row; 0 = the plan's 3 (90 steps)
 
-    RULES: ClassVar[dict[str, str]] = {"seeds": "[0+]>=0", "cameras": "1..6"}
+    RULES: ClassVar[dict[str, str]] = {"seeds": "[0+]>=0", "cameras": "1..6", "pretrain_epochs": ">=0"}
