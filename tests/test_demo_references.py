@@ -6,14 +6,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from seal.core.projection import pair_points
 from seal.data import open_dataset
 from seal.demo_references import teacher_2d_miou
 from seal.evaluation.metrics import ConfusionMatrix
-from seal.superpixels.oracle import read_class_map
+from tests.paired_classes import pixel_and_point_classes
 
 
 @pytest.fixture(scope="module")
@@ -25,19 +23,12 @@ def data(tmp_path_factory) -> Path:
 
 
 def test_the_oracle_alone_equals_its_class_maps_at_the_pixels(data):
-    dataset = open_dataset(data)
-    matrix = ConfusionMatrix(dataset.label_map.num_classes, convention="absent-as-zero")
+    matrix = ConfusionMatrix(open_dataset(data).label_map.num_classes, convention="absent-as-zero")
     silent = labelled = 0
-    for frame in dataset:
-        pairs = pair_points(frame.xyz, frame.cameras, min_depth=1.0)
-        for c, camera in enumerate(frame.cameras):
-            mine = pairs.camera == c
-            truth = read_class_map(camera.image_path, dataset.label_map, (camera.height, camera.width))
-            said = truth[pairs.row[mine], pairs.col[mine]].astype(np.int64)
-            target = frame.labels[pairs.point[mine]].astype(np.int64)
-            silent += int(((said == 0) & (target > 0)).sum())
-            labelled += int((target > 0).sum())
-            matrix.update(said[said > 0], target[said > 0])
+    for said, target in pixel_and_point_classes(data):
+        silent += int(((said == 0) & (target > 0)).sum())
+        labelled += int((target > 0).sum())
+        matrix.update(said[said > 0], target[said > 0])
     own = teacher_2d_miou(data, "00", "oracle")
     assert own["miou"] == pytest.approx(100 * matrix.miou(), abs=1e-6)
     assert own["silent_percent"] == pytest.approx(100 * silent / labelled, abs=1e-9) and own["silent_percent"] < 5

@@ -18,7 +18,6 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from seal.core.projection import pair_points
 from seal.core.schemas import PretrainSchema
 from seal.core.settings import load_config
 from seal.data import open_dataset
@@ -26,7 +25,7 @@ from seal.engine.pretrain import pair_samples
 from seal.models.teachers import build_image_backbone
 from seal.samples import pairs as pairs_module
 from seal.samples.pairs import collate_pairs
-from seal.superpixels.oracle import read_class_map
+from tests.paired_classes import pixel_and_point_classes
 
 PRESET = Path(__file__).resolve().parents[1] / "seal" / "configs" / "pretrain_tiny.yaml"
 EPOCHS = (1, 2, 3, 4)  # x 3 frame pairs: 12 augmented samples, some of them flipped
@@ -56,17 +55,11 @@ def _config(root: Path, tmp: Path) -> PretrainSchema:
 
 def projection_floor(root: Path) -> float:
     """Agreement of raw frames: pixel class == point class over every projected, labelled point."""
-    dataset = open_dataset(root)
     hits = total = 0
-    for frame in dataset:
-        pairs = pair_points(frame.xyz, frame.cameras, min_depth=1.0)
-        for c, camera in enumerate(frame.cameras):
-            mine = pairs.camera == c
-            truth = read_class_map(camera.image_path, dataset.label_map, (camera.height, camera.width))
-            point_class = frame.labels[pairs.point[mine]]
-            keep = point_class > 0
-            hits += int((truth[pairs.row[mine], pairs.col[mine]] == point_class)[keep].sum())
-            total += int(keep.sum())
+    for pixel_class, point_class in pixel_and_point_classes(root):
+        keep = point_class > 0
+        hits += int((pixel_class == point_class)[keep].sum())
+        total += int(keep.sum())
     return hits / total
 
 

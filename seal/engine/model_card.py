@@ -8,6 +8,8 @@ import datetime as _dt
 from pathlib import Path
 from typing import Any
 
+from seal.evaluation.metrics import convention_key
+
 OBJECTIVE_TERMS = ("vfm", "tmp", "p2s", "ppkt", "scalr")
 TERM_NAMES = {"vfm": "L_vfm (superpixel-superpoint contrast)", "tmp": "L_tmp (temporal superpoint consistency)",
               "p2s": "L_p2s (point to segment)", "ppkt": "PPKT point-pixel InfoNCE",
@@ -89,9 +91,10 @@ def _results(results: list[dict[str, Any]]) -> list[str]:
         s, v = r["summary"], r["val"]
         data = ", ".join(f"`{Path(str(d.get('root', '?'))).name}`" for d in _datasets(r["record"]))
         other = v.get("miou_other_convention", "")
+        other_miou = v.get(convention_key(other), float("nan")) if other else float("nan")
         lines.append(f"| `{r['dir'].name}` | {s.get('mode', r['kind'])} {s.get('fraction', '?')} % | {data} | "
                      f"{s.get('train_frames', '?')} / {s.get('val_frames', '?')} | {v.get('miou', float('nan')):.1f} "
-                     f"({v.get('miou_convention', '?')}) | {v.get(_key(other), float('nan')):.1f} ({other}) | "
+                     f"({v.get('miou_convention', '?')}) | {other_miou:.1f} ({other}) | "
                      f"{v.get('accuracy', float('nan')):.1f} |")
     classed = [r for r in results if r["val"].get("classes")][:4]
     if classed:
@@ -105,10 +108,6 @@ def _results(results: list[dict[str, Any]]) -> list[str]:
                 cells.append("-" if not c.get("gt_points") else f"{c.get('iou', float('nan')):.1f}")
             lines.append(f"| {entry.get('class', '?')} | " + " | ".join(cells) + " |")
     return lines
-
-
-def _key(convention: str) -> str:
-    return "miou_" + convention.replace("-", "_")
 
 
 def model_card(run: dict[str, Any], results: list[dict[str, Any]], config: dict[str, Any]) -> str:

@@ -168,7 +168,9 @@ def pretrained_identity(path: str | None) -> dict[str, Any] | None:
     folder (`seal export`), the sha256 of its ``model.safetensors``."""
     if not path:
         return None
-    weights = Path(path) / "model.safetensors" if Path(path).is_dir() else path
+    from seal.models.hub import WEIGHTS
+
+    weights = Path(path) / WEIGHTS if Path(path).is_dir() else path
     return {"path": str(Path(path).resolve()), "sha256": file_sha256(weights)}
 
 

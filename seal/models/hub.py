@@ -15,6 +15,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import safetensors.torch
 import torch
 
 from seal.core.atomic import default_mode
@@ -23,14 +24,6 @@ from seal.core.errors import ConfigError, DataError
 HUB_FORMAT = "seal-backbone-hub-v1"
 CONFIG, WEIGHTS, CARD = "config.json", "model.safetensors", "README.md"
 BACKBONE, HEAD = "backbone.", "classifier."
-
-
-def _safetensors():
-    try:
-        import safetensors.torch as st
-    except ImportError:  # a core dependency; only a broken install lacks it
-        raise ConfigError("reading or writing model.safetensors needs safetensors: pip install safetensors") from None
-    return st
 
 
 def is_hub_folder(path: str | Path) -> bool:
@@ -50,7 +43,7 @@ def write_hub_folder(out: Path, config: dict[str, Any], tensors: dict[str, torch
     staging.chmod(default_mode(directory=True))  # a folder to share, not mkdtemp's private 0700
     try:
         weights = {k: v.detach().cpu().contiguous().clone() for k, v in tensors.items()}
-        _safetensors().save_file(weights, str(staging / WEIGHTS), metadata={"format": "pt", "seal": HUB_FORMAT})
+        safetensors.torch.save_file(weights, str(staging / WEIGHTS), metadata={"format": "pt", "seal": HUB_FORMAT})
         (staging / WEIGHTS).chmod(default_mode())  # safetensors writes it private (0600)
         (staging / CONFIG).write_text(json.dumps({"format": HUB_FORMAT, **config}, indent=2) + "\n")
         (staging / CARD).write_text(card)
@@ -85,7 +78,7 @@ def read_hub_weights(folder: str | Path) -> dict[str, torch.Tensor]:
     if not path.is_file():
         raise DataError(path, "not found: the export folder has no weights", "export the run again with `seal export`")
     try:
-        return _safetensors().load_file(str(path), device="cpu")
+        return safetensors.torch.load_file(str(path), device="cpu")
     except Exception as err:  # safetensors raises its own error types for truncated or foreign files
         raise DataError(path, f"cannot be read as safetensors: {err}".split("\n")[0]) from None
 
